@@ -1,0 +1,3 @@
+from swesrl.cli import main
+
+main()

@@ -1,0 +1,3 @@
+"""`swesrl run` (batch agent runs) and `swesrl step` (interactive stepping)."""
+
+COMMANDS: dict = {}

@@ -1,0 +1,1 @@
+"""Sandboxes: the Environment protocol and its backends (local bubblewrap, Docker)."""

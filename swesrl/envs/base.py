@@ -1,0 +1,59 @@
+"""The Environment protocol (duck-typed; backends do not inherit) and shared sandbox settings.
+
+Every backend presents the task repository at `/testbed` (SWE-bench's convention), so the same
+commands and tool calls give the same observations in every backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from swesrl.config import StrictModel
+
+WORKDIR = "/testbed"
+
+
+@dataclass
+class Observation:
+    output: str
+    """stdout and stderr interleaved, decoded as UTF-8 with replacement, bounded (head + tail)."""
+    returncode: int
+    """The command's exit status; -1 when it was killed for its timeout."""
+    timed_out: bool = False
+
+
+@runtime_checkable
+class Environment(Protocol):
+    def execute(self, command: str, timeout: float | None = None) -> Observation: ...
+
+    def diff(self) -> str: ...
+
+    def reset(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Environment: ...
+
+    def __exit__(self, *exc) -> None: ...
+
+
+class SandboxConfig(StrictModel):
+    backend: str = "local"
+    """Which backend: `local` (bubblewrap, the embedded default) or `docker`."""
+    timeout: float = 120.0
+    """Default per-command timeout in seconds; the whole process tree is killed when it passes."""
+    max_output_bytes: int = 64_000
+    """Output kept per command: the head and tail halves, the middle replaced by a marker."""
+    network: bool = False
+    """Allow network access from inside the sandbox (off by default)."""
+    image: str = "swesrl/base:latest"
+    """Docker image for tasks that name none (bundled tasks); SWE-bench tasks use their own image."""
+    memory: str = "4g"
+    """Docker memory limit; the local backend applies it as an address-space limit per command."""
+    pids: int = 512
+    """Maximum processes inside the sandbox."""
+    cpus: float = 2.0
+    """Docker CPU quota."""
+    env: dict[str, str] = {}
+    """Extra environment variables for commands inside the sandbox."""

@@ -1,0 +1,1 @@
+"""SWE-bench-style evaluation: apply patches, run FAIL_TO_PASS / PASS_TO_PASS tests, grade, report."""

@@ -1,0 +1,3 @@
+"""`swesrl eval` and `swesrl oracle`."""
+
+COMMANDS: dict = {}

@@ -1,0 +1,1 @@
+"""Task instances (SWE-bench schema), the bundled offline task suite and its scripted expert."""

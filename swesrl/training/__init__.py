@@ -1,0 +1,1 @@
+"""Training: trajectory readers, step instances, rewards, SFT, SRL (GRPO), RLVR, export."""
