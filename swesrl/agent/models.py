@@ -1,0 +1,288 @@
+"""Model backends. Protocol: `generate(messages, n=1, **sampling) -> list[str]`.
+
+`get_model(spec)` picks one by prefix from `MODELS`:
+- `hf:PATH`: transformers in this process (CPU or GPU); concurrent callers are batched together.
+- `openai:BASE_URL#MODEL`: any OpenAI-compatible server (`vllm serve`, ...), plain HTTP.
+- `replay:TRAJ`: replays the assistant turns of recorded trajectories (one per instance).
+
+Generation stops after the first `</function>`: one reply is one action.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import threading
+import time
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from swesrl.utils import UserError
+
+log = logging.getLogger(__name__)
+STOP = "</function>"
+
+
+@runtime_checkable
+class Model(Protocol):
+    name: str
+
+    def generate(self, messages: list[dict], n: int = 1, **sampling: Any) -> list[str]: ...
+
+
+def cut_at_stop(text: str) -> str:
+    i = text.find(STOP)
+    return text if i < 0 else text[: i + len(STOP)]
+
+
+class HFModel:
+    """A transformers causal LM with its chat template; thread-safe, and calls made at the same time
+    from several threads (`swesrl run --workers N`) run as one padded batch."""
+
+    def __init__(
+        self, path: str, device: str | None = None, dtype: str | None = None, max_new_tokens: int = 1024
+    ):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.name = f"hf:{path}"
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        torch_dtype = (
+            getattr(torch, dtype) if dtype else (torch.bfloat16 if self.device == "cuda" else torch.float32)
+        )
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(path)
+            self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(self.device)
+        except (OSError, ValueError) as e:
+            raise UserError(f"cannot load hf model {path}: {str(e).splitlines()[0]}") from None
+        self.model.eval()
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.max_new_tokens = max_new_tokens
+        self._lock = threading.Lock()
+        self._pending: list[dict] = []
+        self._pending_lock = threading.Lock()
+
+    def count_tokens(self, messages: list[dict]) -> int:
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def generate(self, messages: list[dict], n: int = 1, **sampling: Any) -> list[str]:
+        req = {"messages": messages, "n": n, "sampling": sampling, "out": None, "error": None}
+        with self._pending_lock:
+            self._pending.append(req)
+        with self._lock:  # whoever gets the lock serves every request queued so far
+            if req["out"] is None and req["error"] is None:
+                with self._pending_lock:
+                    batch, self._pending = self._pending, []
+                groups: dict[str, list[dict]] = {}
+                for r in batch:
+                    groups.setdefault(json.dumps([r["n"], r["sampling"]], sort_keys=True), []).append(r)
+                for group in groups.values():
+                    try:
+                        outs = self.generate_batch(
+                            [r["messages"] for r in group], group[0]["n"], **group[0]["sampling"]
+                        )
+                        for r, out in zip(group, outs, strict=True):
+                            r["out"] = out
+                    except Exception as e:
+                        for r in group:
+                            r["error"] = e
+        if req["error"] is not None:
+            raise req["error"]
+        return req["out"]
+
+    def generate_batch(self, conversations: list[list[dict]], n: int = 1, **sampling: Any) -> list[list[str]]:
+        """n completions for each conversation, in one `model.generate` call."""
+        import torch
+
+        texts = [
+            self.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
+            for c in conversations
+        ]
+        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(
+            self.device
+        )
+        temperature = float(sampling.pop("temperature", 1.0))
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": int(
+                sampling.pop("max_new_tokens", sampling.pop("max_tokens", self.max_new_tokens))
+            ),
+            "num_return_sequences": n,
+            "do_sample": temperature > 0,
+            "stop_strings": [STOP],
+            "tokenizer": self.tokenizer,
+            "pad_token_id": self.tokenizer.pad_token_id,
+        }
+        if temperature > 0:
+            kwargs.update(temperature=temperature, top_p=float(sampling.pop("top_p", 1.0)))
+            if "top_k" in sampling:
+                kwargs["top_k"] = int(sampling.pop("top_k"))
+        if "seed" in sampling:
+            torch.manual_seed(int(sampling.pop("seed")))
+        kwargs.update(sampling)
+        with torch.no_grad():
+            out = self.model.generate(**enc, **kwargs)
+        new = out[:, enc["input_ids"].shape[1] :]
+        decoded = [cut_at_stop(t) for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
+        return [decoded[i * n : (i + 1) * n] for i in range(len(conversations))]
+
+
+class OpenAIModel:
+    """POST /v1/chat/completions on any OpenAI-compatible server; retries 429 / 5xx / connection errors
+    with exponential backoff; an unreachable server is a UserError."""
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        timeout: float = 600.0,
+        retries: int = 4,
+        backoff: float = 1.0,
+    ):
+        if not base_url.startswith(("http://", "https://")) or not model:
+            raise UserError(
+                f"openai model spec must look like openai:http://HOST:PORT/v1#MODEL, got {base_url}#{model}"
+            )
+        base = base_url.rstrip("/")
+        if base.endswith("/chat/completions"):
+            base = base[: -len("/chat/completions")]
+        elif not base.endswith("/v1"):
+            base += "/v1"
+        self.base, self.model = base, model
+        self.name = f"openai:{base}#{model}"
+        self.api_key = api_key or os.environ.get("OPENAI_API_KEY", "EMPTY")
+        self.timeout, self.retries, self.backoff = timeout, retries, backoff
+
+    def _post(self, body: dict) -> dict:
+        import requests
+
+        url = f"{self.base}/chat/completions"
+        headers = {"Authorization": f"Bearer {self.api_key}"}
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries
+            try:
+                r = requests.post(url, json=body, headers=headers, timeout=self.timeout)
+            except requests.ConnectionError as e:
+                if last:
+                    raise UserError(
+                        f"cannot reach OpenAI-compatible server at {self.base}: {type(e).__name__}"
+                    ) from None
+            else:
+                if r.status_code == 200:
+                    return r.json()
+                if r.status_code != 429 and r.status_code < 500 or last:
+                    raise RuntimeError(f"{url} answered HTTP {r.status_code}: {r.text[:300]}")
+            delay = self.backoff * 2**attempt * (0.5 + random.random() / 2)
+            log.warning("server %s busy or unreachable; retrying in %.1fs", self.base, delay)
+            time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def ping(self) -> None:
+        """Fail fast (UserError) when the server is not there at all."""
+        import requests
+
+        try:
+            requests.get(f"{self.base}/models", timeout=10)
+        except requests.RequestException as e:
+            raise UserError(
+                f"cannot reach OpenAI-compatible server at {self.base}: {type(e).__name__}"
+            ) from None
+
+    def generate(self, messages: list[dict], n: int = 1, **sampling: Any) -> list[str]:
+        if "max_new_tokens" in sampling:
+            sampling["max_tokens"] = sampling.pop("max_new_tokens")
+        body = {"model": self.model, "messages": messages, "n": n, "stop": [STOP], **sampling}
+        data = self._post(body)
+        outs = []
+        for choice in data["choices"]:
+            text = choice["message"].get("content") or ""
+            # OpenAI-style stops drop the stop string; put it back so the call is complete
+            if choice.get("finish_reason") == "stop" and "<function=" in text and STOP not in text:
+                text += STOP
+            outs.append(cut_at_stop(text))
+        return outs
+
+
+def replay_turns(traj: dict) -> list[str]:
+    """The assistant replies of a normalised trajectory: verbatim where the source was in our XML
+    format, else its thought and canonical call (or the raw action, which will not parse)."""
+    out = []
+    for step, response in zip(traj["steps"], traj["responses"], strict=False):
+        if response is None:
+            call = step.action or step.raw_action
+            response = f"{step.thought}\n\n{call}" if step.thought else call
+        out.append(response)
+    return out
+
+
+class ReplayModel:
+    """Replays the assistant turns of recorded trajectories (any format `swesrl.training.data`
+    reads), in order, one per query.
+
+    The trajectory for a query is the only one in the file, or the one for `instance_id`, or the one
+    whose task message opens the prompt's task message (or whose problem statement it holds). A prompt
+    without assistant turns starts the episode over."""
+
+    def __init__(self, path: str, instance_id: str | None = None):
+        from swesrl.training.data.readers import read_trajectories
+
+        self.name = f"replay:{path}"
+        if not Path(path).exists():
+            raise UserError(f"trajectory file not found: {path}")
+        self.trajs = read_trajectories(path)
+        if instance_id is not None:
+            self.trajs = [t for t in self.trajs if t["instance_id"] == instance_id]
+        if not self.trajs:
+            raise UserError(
+                f"{path}: no readable trajectory" + (f" for {instance_id}" if instance_id else "")
+            )
+        self.turns = [replay_turns(t) for t in self.trajs]
+        self._cursor: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def _find(self, messages: list[dict]) -> int:
+        if len(self.trajs) == 1:
+            return 0
+        from swesrl.training.data.readers import extract_task
+
+        task = next((m["content"] for m in messages if m["role"] == "user"), "")
+        for i, t in enumerate(self.trajs):
+            if t["task_message"] and task.startswith(t["task_message"]):
+                return i
+        problem = extract_task(task).strip()
+        for i, t in enumerate(self.trajs):
+            if t["task"].strip() and t["task"].strip() == problem:
+                return i
+        raise LookupError("no recorded trajectory matches this task message")
+
+    def generate(self, messages: list[dict], n: int = 1, **sampling: Any) -> list[str]:
+        with self._lock:
+            i = self._find(messages)
+            if not any(m["role"] == "assistant" for m in messages):
+                self._cursor[i] = 0
+            k = self._cursor.get(i, 0)
+            if k >= len(self.turns[i]):
+                raise LookupError(
+                    f"replay exhausted: the recorded trajectory has {len(self.turns[i])} actions"
+                )
+            self._cursor[i] = k + 1
+        return [self.turns[i][k]] * n
+
+
+MODELS: dict[str, type] = {"hf": HFModel, "openai": OpenAIModel, "replay": ReplayModel}
+
+
+def get_model(spec: str, **kw: Any) -> Model:
+    """`hf:PATH`, `openai:BASE_URL#MODEL` or `replay:TRAJ`; keyword arguments go to the backend."""
+    kind, sep, rest = spec.partition(":")
+    if not sep or kind not in MODELS or not rest:
+        raise UserError(f"unknown model spec {spec!r}; use hf:PATH, openai:BASE_URL#MODEL or replay:TRAJ")
+    if kind == "openai":
+        url, _, name = rest.rpartition("#")
+        return OpenAIModel(url or rest, name if url else "", **kw)
+    return MODELS[kind](rest, **kw)
