@@ -1,1 +1,53 @@
-"""Sandboxes: the Environment protocol and its backends (local bubblewrap, Docker)."""
+"""Sandboxes: the Environment protocol and its backends (local bubblewrap, Docker).
+
+env = make_env(Path("repos/owner__name.git"), base_commit, SandboxConfig(backend="local"))
+with env:
+    obs = env.execute("python3 -m pytest -q")
+    patch = env.diff()
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from swesrl.envs.base import WORKDIR, Environment, Observation, SandboxConfig
+from swesrl.utils import UserError
+
+BACKENDS = {"local": "swesrl.envs.local:LocalEnv", "docker": "swesrl.envs.docker_env:DockerEnv"}
+
+__all__ = [
+    "BACKENDS",
+    "WORKDIR",
+    "Environment",
+    "Observation",
+    "SandboxConfig",
+    "env_for_instance",
+    "make_env",
+]
+
+
+def _backend(name: str):
+    if name not in BACKENDS:
+        raise UserError(f"unknown sandbox backend {name!r} (choose from {', '.join(BACKENDS)})")
+    import importlib
+
+    module, cls = BACKENDS[name].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def make_env(source: Path, base_commit: str, config: SandboxConfig, image: str | None = None) -> Environment:
+    """A sandbox holding `source` (git repo, bare repo or bundle) at `base_commit`, shown at /testbed."""
+    return _backend(config.backend)(Path(source), base_commit, config, image=image)
+
+
+def env_for_instance(instance, config: SandboxConfig, mirror: str | Path | None = None) -> Environment:
+    """The sandbox for one SWE-bench-schema instance; its repository comes from the mirror folder."""
+    from swesrl.tasks.instances import repo_source
+
+    source = repo_source(instance, mirror)
+    if source is None:
+        raise UserError(
+            f"{instance['instance_id']}: no repository for {instance['repo']} in mirror {mirror} "
+            "(expected <mirror>/<owner>__<name>.git, a folder, or a .bundle)"
+        )
+    return make_env(source, instance["base_commit"], config, image=instance.get("image_name"))

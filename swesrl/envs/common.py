@@ -1,0 +1,184 @@
+"""Pieces both backends share: output bounding, the environment inside the sandbox, workspaces, git scripts.
+
+Every git operation on the task repository (diff, reset) runs *inside* the sandbox, because the
+repository's `.git` is writable by sandboxed code (hooks, `core.fsmonitor`, ... would otherwise run
+on the host), and because then both backends give byte-identical results.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shlex
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from swesrl.envs.base import WORKDIR
+from swesrl.utils import UserError
+
+log = logging.getLogger(__name__)
+
+STATE_DIR = "/run/swesrl"
+"""Sandbox-side folder (outside the repository) for the editor script and its undo history."""
+EDITOR_PATH = f"{STATE_DIR}/str_replace_editor.py"
+SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+SANDBOX_ENV = {
+    "HOME": "/root",
+    "LANG": "C.UTF-8",
+    "LC_ALL": "C.UTF-8",
+    "TERM": "dumb",
+    "PAGER": "cat",
+    "GIT_PAGER": "cat",
+    "MANPAGER": "cat",
+    "PIP_PROGRESS_BAR": "off",
+    "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    "TQDM_DISABLE": "1",
+    "PYTHONDONTWRITEBYTECODE": "1",
+}
+GIT_NAME, GIT_EMAIL = "swesrl", "swesrl@localhost"
+
+
+class OutputBuffer:
+    """Keeps the first and last `limit // 2` bytes of a stream; counts what falls in between."""
+
+    def __init__(self, limit: int):
+        self.half = max(limit // 2, 1)
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.dropped = 0
+
+    def feed(self, data: bytes) -> None:
+        room = self.half - len(self.head)
+        if room > 0:
+            self.head += data[:room]
+            data = data[room:]
+        if not data:
+            return
+        self.tail += data
+        extra = len(self.tail) - self.half
+        if extra > 0:
+            self.dropped += extra
+            del self.tail[:extra]
+
+    def text(self) -> str:
+        if not self.dropped:
+            return (bytes(self.head) + bytes(self.tail)).decode("utf-8", errors="replace")
+        head = bytes(self.head).decode("utf-8", errors="replace")
+        tail = bytes(self.tail).decode("utf-8", errors="replace")
+        return f"{head}\n<... {self.dropped} bytes of output elided ...>\n{tail}"
+
+
+def bound_output(data: bytes, limit: int) -> str:
+    buf = OutputBuffer(limit)
+    buf.feed(data)
+    return buf.text()
+
+
+def sandbox_env(extra: dict[str, str] | None = None, path_prefix: list[str] | None = None) -> dict[str, str]:
+    env = dict(SANDBOX_ENV)
+    env["PATH"] = ":".join([*(path_prefix or []), SANDBOX_PATH])
+    env.update(extra or {})
+    return env
+
+
+def editor_script() -> str:
+    return (Path(__file__).with_name("editor_script.py")).read_text(encoding="utf-8")
+
+
+def _git(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+
+
+def make_workspace(source: Path, base_commit: str, parent: Path) -> tuple[Path, str]:
+    """A fresh repository at `parent/testbed` holding `base_commit` and its history only; returns
+    (path, full commit id).
+
+    Only the commit and its ancestors are fetched (no other refs), so the agent cannot find the
+    fix in later commits; it is checked out on a branch `main`, as in SWE-bench images.
+    """
+    source = Path(source)
+    if not source.exists():
+        raise UserError(f"repository not found: {source}")
+    ws = parent / "testbed"
+    for args in (
+        ("init", "-q", str(ws)),
+        ("-C", str(ws), "-c", "uploadpack.allowAnySHA1InWant=true", "fetch", "-q", "--no-tags",
+         str(source.resolve()), base_commit),
+        ("-C", str(ws), "checkout", "-q", "-B", "main", "FETCH_HEAD"),
+    ):  # fmt: skip
+        r = _git(*args)
+        if r.returncode != 0:
+            msg = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "git failed"
+            raise UserError(f"cannot check out {base_commit[:12]} from {source}: {msg}")
+    head = _git("-C", str(ws), "rev-parse", "HEAD").stdout.strip()
+    for k, v in (("user.name", GIT_NAME), ("user.email", GIT_EMAIL), ("core.fileMode", "false")):
+        _git("-C", str(ws), "config", k, v)
+    (ws / ".git" / "FETCH_HEAD").unlink(missing_ok=True)
+    return ws, head
+
+
+def source_from_dir(repo: Path) -> tuple[Path, str]:
+    """For `sandbox exec --repo DIR`: the repository and its HEAD commit."""
+    repo = Path(repo)
+    if not repo.exists():
+        raise UserError(f"repository not found: {repo}")
+    r = _git("-C", str(repo), "rev-parse", "--verify", "HEAD^{commit}")
+    if r.returncode != 0:
+        r2 = _git("bundle", "list-heads", str(repo)) if repo.is_file() else None
+        if r2 is not None and r2.returncode == 0 and r2.stdout.strip():
+            return repo, r2.stdout.split()[0]
+        raise UserError(f"not a git repository with a commit: {repo}")
+    return repo, r.stdout.strip()
+
+
+def new_tempdir(prefix: str = "swesrl-") -> Path:
+    return Path(tempfile.mkdtemp(prefix=prefix))
+
+
+def rmtree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def diff_script(base_commit: str) -> str:
+    """Shell run inside the sandbox: the patch against base_commit, untracked files included.
+
+    Stages everything into a throw-away index (the agent's own index is untouched), then diffs it
+    against the base commit as SWE-bench does (`git -c core.fileMode=false diff`).
+    """
+    b = shlex.quote(base_commit)
+    idx = f"{STATE_DIR}/diff.index"
+    return (
+        f"cd {WORKDIR} && rm -f {idx} && (cp .git/index {idx} 2>/dev/null || true) && "
+        f"GIT_INDEX_FILE={idx} git add -A && "
+        f"GIT_INDEX_FILE={idx} git -c core.fileMode=false -c core.quotePath=false diff --no-color --no-ext-diff --cached {b}; "
+        f"rc=$?; rm -f {idx}; exit $rc"
+    )
+
+
+def reset_script(base_commit: str) -> str:
+    b = shlex.quote(base_commit)
+    return (
+        f"cd {WORKDIR} && git checkout -q -f -B main {b} && git clean -qffdx && "
+        f"rm -f {STATE_DIR}/history.json"
+    )
+
+
+_BINARY_BLOCK = re.compile(r"^Binary files .* differ$|^GIT binary patch$", re.MULTILINE)
+
+
+def drop_binary_diffs(patch: str) -> str:
+    """Remove per-file blocks of binary changes: a text patch cannot carry them (SWE-bench applies
+    predictions with `git apply` / `patch`, which reject such blocks)."""
+    if not _BINARY_BLOCK.search(patch):
+        return patch
+    blocks = re.split(r"(?m)^(?=diff --git )", patch)
+    kept, dropped = [], []
+    for block in blocks:
+        if _BINARY_BLOCK.search(block):
+            dropped.append(block.splitlines()[0] if block else "")
+        else:
+            kept.append(block)
+    log.warning("diff: left out %d binary file change(s): %s", len(dropped), "; ".join(dropped)[:300])
+    return "".join(kept)

@@ -1,0 +1,320 @@
+"""The `local` backend: a workspace folder on the host, every command under bubblewrap.
+
+Inside the sandbox the workspace is `/testbed` (the cwd), the host's system folders are mounted
+read-only (home folders and /work-style data are not visible), /tmp and $HOME are private to the
+environment, there is no network (unless `network: true`) and each command has its own pid
+namespace, so killing it kills every process it started. Where the host allows it (root, cgroup
+v1 or v2), a cgroup per environment caps processes and memory; otherwise rlimits do.
+Without bubblewrap, commands run as plain subprocesses after a loud warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from swesrl.envs.base import WORKDIR, Observation, SandboxConfig
+from swesrl.envs.common import (
+    STATE_DIR,
+    OutputBuffer,
+    diff_script,
+    drop_binary_diffs,
+    editor_script,
+    make_workspace,
+    new_tempdir,
+    reset_script,
+    rmtree,
+    sandbox_env,
+)
+from swesrl.utils import UserError
+
+log = logging.getLogger(__name__)
+
+SYSTEM_DIRS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "opt")
+LONG_COMMAND = 100_000  # longer commands go through a file (one execve argument is capped at 128 KiB)
+
+
+def parse_size(text: str | int) -> int:
+    if isinstance(text, int):
+        return text
+    t = text.strip().lower().rstrip("b")
+    mult = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}.get(t[-1:], 1)
+    try:
+        return int(float(t[:-1] if t[-1:] in "kmgt" else t) * mult)
+    except ValueError:
+        raise UserError(f"bad memory size {text!r} (use e.g. 512m or 4g)") from None
+
+
+_bwrap_ok: bool | None = None
+
+
+def bwrap_available() -> bool:
+    global _bwrap_ok
+    if _bwrap_ok is None:
+        exe = shutil.which("bwrap")
+        _bwrap_ok = bool(exe) and (
+            subprocess.run(
+                [exe, "--ro-bind", "/", "/", "--unshare-pid", "--unshare-net", "--", "true"],
+                capture_output=True,
+            ).returncode
+            == 0
+        )
+    return _bwrap_ok
+
+
+class Cgroup:
+    """Best-effort per-environment cgroup (v1 pids+memory or v2) capping processes and memory."""
+
+    def __init__(self, pids: int, memory: int):
+        self.paths: list[Path] = []
+        name = f"swesrl-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        root = Path("/sys/fs/cgroup")
+        own = self._own_paths()
+        try:
+            if (root / "pids").is_dir() or (root / "memory").is_dir():  # v1
+                for ctrl, files in (
+                    ("pids", {"pids.max": pids}),
+                    ("memory", {"memory.limit_in_bytes": memory}),
+                ):
+                    base = root / ctrl / own.get(ctrl, "/").lstrip("/")
+                    self._make(base / name, files)
+            elif (root / "cgroup.controllers").is_file():  # v2
+                base = root / own.get("", "/").lstrip("/")
+                self._make(base / name, {"pids.max": pids, "memory.max": memory, "memory.swap.max": 0})
+        except OSError as e:
+            log.debug("no cgroup limits (%s); using rlimits", e)
+            self.remove()
+        self.has_pids = any("pids" in p.parts or (p / "pids.max").exists() for p in self.paths)
+        self.has_memory = any(
+            (p / "memory.limit_in_bytes").exists() or (p / "memory.max").exists() for p in self.paths
+        )
+
+    @staticmethod
+    def _own_paths() -> dict[str, str]:
+        out = {}
+        try:
+            for line in Path("/proc/self/cgroup").read_text().splitlines():
+                _, ctrls, path = line.split(":", 2)
+                for c in ctrls.split(","):
+                    out[c] = path
+        except OSError:
+            pass
+        return out
+
+    def _make(self, path: Path, files: dict[str, int]) -> None:
+        path.mkdir()
+        self.paths.append(path)
+        for f, v in files.items():
+            if (path / f).exists():
+                (path / f).write_text(str(v))
+
+    def attach(self) -> None:
+        """Called in the child between fork and exec."""
+        for p in self.paths:
+            (p / "cgroup.procs").write_text(str(os.getpid()))
+
+    def kill_all(self) -> None:
+        for p in self.paths:
+            try:
+                for pid in (p / "cgroup.procs").read_text().split():
+                    try:
+                        os.kill(int(pid), signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            except OSError:
+                pass
+
+    def remove(self) -> None:
+        for p in reversed(self.paths):
+            for _ in range(50):
+                try:
+                    p.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    self.kill_all()
+                    time.sleep(0.02)
+        self.paths = []
+
+
+class LocalEnv:
+    """A task repository in a host folder; commands under bubblewrap (see the module docstring)."""
+
+    def __init__(self, source: Path, base_commit: str, config: SandboxConfig, image: str | None = None):
+        self.config = config
+        self.root = new_tempdir("swesrl-local-")
+        self._closed = False
+        self.cgroup: Cgroup | None = None
+        try:
+            self.source = Path(source)
+            self.workspace, self.base_commit = make_workspace(self.source, base_commit, self.root)
+            self.state, self.tmp, self.home = self.root / "state", self.root / "tmp", self.root / "home"
+            for d in (self.state, self.tmp, self.home):
+                d.mkdir()
+            (self.state / "str_replace_editor.py").write_text(editor_script(), encoding="utf-8")
+            self.sandboxed = bwrap_available()
+            if not self.sandboxed:
+                log.warning(
+                    "bubblewrap (bwrap) is missing or unusable: commands run UNSANDBOXED as plain "
+                    "subprocesses with full access to this machine. Install bubblewrap."
+                )
+            self.memory = parse_size(config.memory)
+            if self.sandboxed:
+                self.cgroup = Cgroup(config.pids, self.memory)
+            self._argv = self._bwrap_argv() if self.sandboxed else []
+            self._env = sandbox_env(config.env, self._python_bins())
+        except BaseException:
+            self.close()
+            raise
+
+    # -- sandbox command line -------------------------------------------------------------
+    @staticmethod
+    def _python_bins() -> list[str]:
+        """The Python running swesrl (and its packages, e.g. pytest) is visible in the sandbox."""
+        bins = []
+        for prefix in dict.fromkeys([sys.prefix, sys.base_prefix]):
+            b = os.path.join(prefix, "bin")
+            if os.path.isdir(b) and prefix not in ("/usr", "/usr/local"):
+                bins.append(b)
+        return bins
+
+    def _bwrap_argv(self) -> list[str]:
+        a = ["bwrap", "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc"]
+        a += ["--unshare-uts", "--hostname", "sandbox", "--unshare-cgroup-try"]
+        if not self.config.network:
+            a.append("--unshare-net")
+        for d in SYSTEM_DIRS:
+            p = Path("/") / d
+            if p.is_symlink():
+                a += ["--symlink", os.readlink(p), str(p)]
+            elif p.is_dir():
+                a += ["--ro-bind", str(p), str(p)]
+        a += ["--proc", "/proc", "--dev", "/dev"]
+        a += ["--bind", str(self.tmp), "/tmp", "--bind", str(self.home), "/root"]
+        for prefix in dict.fromkeys([sys.prefix, sys.base_prefix]):
+            if not any(prefix == f"/{d}" or prefix.startswith(f"/{d}/") for d in SYSTEM_DIRS):
+                a += ["--ro-bind", prefix, prefix]
+        a += ["--bind", str(self.state), STATE_DIR, "--bind", str(self.workspace), WORKDIR]
+        a += ["--remount-ro", "/", "--chdir", WORKDIR, "--clearenv"]
+        return a
+
+    def _preexec(self) -> None:
+        if self.cgroup is not None and self.cgroup.paths:
+            self.cgroup.attach()
+        if self.cgroup is None or not self.cgroup.has_memory:
+            resource.setrlimit(resource.RLIMIT_AS, (self.memory, self.memory))
+        if (self.cgroup is None or not self.cgroup.has_pids) and os.geteuid() != 0:
+            resource.setrlimit(resource.RLIMIT_NPROC, (self.config.pids, self.config.pids))
+
+    def _argv_for(self, command: str) -> list[str]:
+        if not self.sandboxed:
+            command = command.replace(WORKDIR, str(self.workspace)).replace(STATE_DIR, str(self.state))
+            return ["/bin/bash", "-c", command]
+        envs = [x for k, v in self._env.items() for x in ("--setenv", k, v)]
+        return [*self._argv, *envs, "--", "/bin/bash", "-c", command]
+
+    # -- Environment protocol -------------------------------------------------------------
+    def execute(self, command: str, timeout: float | None = None) -> Observation:
+        return self._exec(command, timeout, self.config.max_output_bytes)
+
+    def _exec(self, command: str, timeout: float | None, limit: int) -> Observation:
+        if self._closed:
+            raise RuntimeError("environment is closed")
+        timeout = self.config.timeout if timeout is None else timeout
+        if len(command.encode()) > LONG_COMMAND:
+            script = self.state / f"cmd-{uuid.uuid4().hex[:8]}.sh"
+            script.write_text(command, encoding="utf-8")
+            command = f"bash {STATE_DIR}/{script.name}; rc=$?; rm -f {STATE_DIR}/{script.name}; exit $rc"
+        proc = subprocess.Popen(
+            self._argv_for(command),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=self.workspace,
+            env=self._env if not self.sandboxed else {"PATH": os.environ.get("PATH", "")},
+            start_new_session=True,
+            preexec_fn=self._preexec,
+        )
+        buf = OutputBuffer(limit)
+        deadline = time.monotonic() + timeout
+        timed_out = False
+        fd = proc.stdout.fileno()
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    timed_out = True
+                    break
+                if sel.select(min(left, 1.0)):
+                    chunk = os.read(fd, 1 << 16)
+                    if not chunk:
+                        break
+                    buf.feed(chunk)
+        if timed_out:
+            self._kill(proc)
+        proc.stdout.close()
+        rc = proc.wait()
+        if not self.sandboxed:
+            return Observation(
+                buf.text().replace(str(self.workspace), WORKDIR), -1 if timed_out else rc, timed_out
+            )
+        return Observation(buf.text(), -1 if timed_out else rc, timed_out)
+
+    def _kill(self, proc: subprocess.Popen) -> None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if self.cgroup is not None:
+            self.cgroup.kill_all()
+
+    def _run_checked(self, script: str, what: str) -> str:
+        obs = self._exec(script, max(self.config.timeout, 600), 1 << 40)
+        if obs.returncode != 0:
+            raise RuntimeError(f"{what} failed in {WORKDIR}: {obs.output.strip()[-500:]}")
+        return obs.output
+
+    def diff(self) -> str:
+        return drop_binary_diffs(self._run_checked(diff_script(self.base_commit), "diff"))
+
+    def reset(self) -> None:
+        try:
+            self._run_checked(reset_script(self.base_commit), "reset")
+        except RuntimeError as e:  # the agent broke .git: build the workspace again from the source
+            log.warning("%s; rebuilding the workspace", e)
+            rmtree(self.workspace)
+            make_workspace(self.source, self.base_commit, self.root)
+            (self.state / "history.json").unlink(missing_ok=True)
+        for p in self.tmp.iterdir():
+            rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self.cgroup is not None:
+            self.cgroup.remove()
+        rmtree(self.root)
+
+    def __enter__(self) -> LocalEnv:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
