@@ -1,0 +1,194 @@
+"""`swesrl data build`: stream trajectories into `srl.jsonl`, `sft.jsonl` and `stats.json`.
+
+Memory stays bounded: one trajectory at a time, rows written as they are made; what is kept
+across the run is counters, one small integer per trajectory and per row (for percentiles),
+and 16-byte hashes for de-duplication.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from array import array
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from swesrl.agent.context import ContextPolicy
+from swesrl.training.data.readers import Dropped, expand_paths, iter_trajectories
+from swesrl.training.data.steps import TokenBudget, agent_messages, build_step_instances, sft_conversation
+from swesrl.utils import atomic_write_json
+
+log = logging.getLogger(__name__)
+MAX_DROPPED_ITEMS = 200
+"""Dropped items listed one by one in stats.json (all are counted)."""
+
+
+@dataclass
+class BuildOptions:
+    policy: ContextPolicy = field(default_factory=ContextPolicy)
+    tokenizer: Any = None
+    max_prompt_tokens: int | None = None
+    max_observation_tokens: int | None = None
+    only_resolved: bool = False
+    skip_submit: bool = False
+    max_steps: int | None = None
+    dedupe: bool = True
+    system_prompt: str | None = None
+    instances: dict[str, dict] | None = None
+    """instance_id -> instance: the task template then renders the real instance."""
+
+
+def percentiles(values: Iterable[int]) -> dict[str, float]:
+    import numpy as np
+
+    a = np.fromiter(values, dtype=np.int64)
+    if a.size == 0:
+        return {"count": 0}
+    q = np.percentile(a, [0, 10, 25, 50, 75, 90, 99, 100])
+    return {
+        "count": int(a.size),
+        "mean": round(float(a.mean()), 2),
+        **{
+            k: float(v)
+            for k, v in zip(("min", "p10", "p25", "p50", "p75", "p90", "p99", "max"), q, strict=True)
+        },
+    }
+
+
+class DropLog:
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.items: list[dict] = []
+
+    def add(self, d: Dropped) -> None:
+        self.counts[d.reason] += 1
+        if len(self.items) < MAX_DROPPED_ITEMS:
+            self.items.append(asdict(d))
+
+    def as_dict(self) -> dict:
+        return {"counts": dict(self.counts), "items": self.items}
+
+
+def _digest(obj: Any) -> bytes:
+    return hashlib.blake2b(json.dumps(obj, ensure_ascii=False).encode(), digest_size=16).digest()
+
+
+def build_dataset(
+    paths: list[str | Path],
+    out_dir: str | Path,
+    opts: BuildOptions | None = None,
+    config: Any = None,
+    on_trajectory: Callable[[dict], None] | None = None,
+) -> dict:
+    """Read every trajectory, write the SRL rows, SFT conversations and stats; return the stats."""
+    opts = opts or BuildOptions()
+    if config is None:
+        from swesrl.agent.loop import load_agent_config
+
+        config = load_agent_config()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    budget = TokenBudget(opts.tokenizer) if opts.tokenizer is not None else None
+    drops = DropLog()
+    formats: Counter[str] = Counter()
+    steps_per_traj, prompt_lengths = array("l"), array("l")
+    seen_traj: set[bytes] = set()
+    seen_rows: set[bytes] = set()
+    n_read = n_used = n_rows = n_sft = 0
+    resolved: Counter[str] = Counter()
+    files = expand_paths(paths)
+    with (
+        open(out / "srl.jsonl", "w", encoding="utf-8") as srl,
+        open(out / "sft.jsonl", "w", encoding="utf-8") as sft,
+    ):
+        for item in iter_trajectories(files):
+            if isinstance(item, Dropped):
+                drops.add(item)
+                continue
+            traj = item
+            n_read += 1
+            formats[traj["source_format"]] += 1
+            resolved[str(traj["resolved"]).lower()] += 1
+            where = f"{traj['source']} ({traj['instance_id']})"
+            if on_trajectory:
+                on_trajectory({"read": n_read, "instances": n_rows})
+            if opts.only_resolved and traj["resolved"] is not True:
+                why = "not_resolved" if traj["resolved"] is False else "resolution_unknown"
+                drops.add(Dropped(where, why, "--only-resolved"))
+                continue
+            if opts.dedupe:
+                key = _digest([traj["instance_id"], [s.action for s in traj["steps"]]])
+                if key in seen_traj:
+                    drops.add(
+                        Dropped(where, "duplicate_trajectory", "same instance and actions as an earlier one")
+                    )
+                    continue
+                seen_traj.add(key)
+            instance = (opts.instances or {}).get(traj["instance_id"])
+            messages = agent_messages(
+                traj, config, instance, opts.system_prompt, budget, opts.max_observation_tokens
+            )
+            rows, step_drops = build_step_instances(
+                traj,
+                opts.policy,
+                opts.system_prompt,
+                opts.tokenizer,
+                opts.max_prompt_tokens,
+                config=config,
+                instance=instance,
+                max_observation_tokens=opts.max_observation_tokens,
+                skip_submit=opts.skip_submit,
+                max_steps=opts.max_steps,
+                messages=messages,
+            )
+            for d in step_drops:
+                drops.add(d)
+            n_used += 1
+            steps_per_traj.append(len(traj["steps"]))
+            for row in rows:
+                if opts.dedupe:
+                    key = _digest([row["prompt"], row["expert_action"]])
+                    if key in seen_rows:
+                        drops.add(
+                            Dropped(f"{where} step {row['step']}", "duplicate_step", "same prompt and action")
+                        )
+                        continue
+                    seen_rows.add(key)
+                if budget is not None:
+                    prompt_lengths.append(budget.count_messages(row["prompt"]))
+                else:
+                    prompt_lengths.append(sum(len(m["content"]) for m in row["prompt"]))
+                srl.write(json.dumps(row, ensure_ascii=False) + "\n")
+                n_rows += 1
+            conv = sft_conversation(messages, traj)
+            if len(conv["messages"]) > 2:
+                sft.write(json.dumps(conv, ensure_ascii=False) + "\n")
+                n_sft += 1
+    stats = {
+        "inputs": [str(p) for p in files],
+        "trajectories_read": n_read,
+        "trajectories_used": n_used,
+        "instances": n_rows,
+        "sft_conversations": n_sft,
+        "formats": dict(formats),
+        "resolved": dict(resolved),
+        "steps_per_trajectory": percentiles(steps_per_traj),
+        "prompt_length": {"unit": "tokens" if budget else "characters", **percentiles(prompt_lengths)},
+        "dropped": drops.as_dict(),
+        "options": {
+            "context": opts.policy.model_dump(),
+            "tokenizer": getattr(opts.tokenizer, "name_or_path", None),
+            "max_prompt_tokens": opts.max_prompt_tokens,
+            "max_observation_tokens": opts.max_observation_tokens,
+            "only_resolved": opts.only_resolved,
+            "skip_submit": opts.skip_submit,
+            "max_steps": opts.max_steps,
+            "dedupe": opts.dedupe,
+        },
+    }
+    atomic_write_json(out / "stats.json", stats)
+    return stats
