@@ -6,3 +6,196 @@ data_app = typer.Typer(no_args_is_help=True, help="Build SRL / SFT datasets from
 train_app = typer.Typer(no_args_is_help=True, help="Train: SFT, SRL (GRPO + dynamic sampling), RLVR.")
 export_app = typer.Typer(no_args_is_help=True, help="Export datasets for other engines (verl).")
 COMMANDS: dict = {}
+
+
+# ---- swesrl data (issue 6: trajectory readers, step instances) -------------------------------
+
+
+def _load_tokenizer(name: str | None):
+    if not name:
+        return None
+    from transformers import AutoTokenizer
+
+    from swesrl.utils import UserError
+
+    try:
+        return AutoTokenizer.from_pretrained(name)
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot load tokenizer {name}: {str(e).splitlines()[0]}") from None
+
+
+def _instances_by_id(path) -> dict:
+    from swesrl.tasks.instances import load_instances
+
+    return {i["instance_id"]: dict(i) for i in load_instances(path)}
+
+
+@data_app.command("build")
+def data_build(
+    trajectories: list[str] = typer.Option(
+        ...,
+        "--trajectories",
+        "-t",
+        help="Trajectory files or folders (JSONL, JSON, .traj; any supported format).",
+    ),
+    out: str = typer.Option(..., "--out", "-o", help="Output folder: srl.jsonl, sft.jsonl, stats.json."),
+    more: list[str] = typer.Argument(
+        None, help="More trajectory files: `--trajectories a.jsonl b.traj dir/`.", show_default=False
+    ),
+    context_steps: int = typer.Option(
+        2, "--context-steps", "-k", help="Action/observation pairs in each SRL prompt (paper: 2)."
+    ),
+    full_history: bool = typer.Option(
+        False, "--full-history", help="Prompts hold the whole history instead of the last k steps."
+    ),
+    tokenizer: str = typer.Option(
+        None, "--tokenizer", help="Tokenizer (name or path) for token budgets and prompt-length stats."
+    ),
+    max_prompt_tokens: int = typer.Option(
+        None,
+        "--max-prompt-tokens",
+        help="Clip observations so prompts fit; drop prompts that cannot (needs --tokenizer).",
+    ),
+    max_observation_tokens: int = typer.Option(
+        None,
+        "--max-observation-tokens",
+        help="Clip every observation to this many tokens, head and tail kept (needs --tokenizer).",
+    ),
+    only_resolved: bool = typer.Option(
+        False,
+        "--only-resolved",
+        help="Keep only trajectories marked resolved (e.g. by `swesrl data verify`).",
+    ),
+    skip_submit: bool = typer.Option(False, "--skip-submit", help="Make no instances of `submit` steps."),
+    max_steps: int = typer.Option(
+        None, "--max-steps", help="Make instances of the first N steps of each trajectory only."
+    ),
+    dedupe: bool = typer.Option(
+        True, "--dedupe/--no-dedupe", help="Drop repeated trajectories and repeated (prompt, action) rows."
+    ),
+    instances: str = typer.Option(
+        None, "--instances", help="Instances file: task messages render the real instances where ids match."
+    ),
+    config: list[str] = typer.Option(
+        [], "--config", "-c", help="Agent config YAML files or key=value overrides (templates, context)."
+    ),
+) -> None:
+    """Cut expert trajectories into step-wise SRL instances and SFT conversations (streaming)."""
+    from rich.console import Console
+
+    from swesrl.agent.context import ContextPolicy
+    from swesrl.agent.loop import load_agent_config
+    from swesrl.training.data import BuildOptions, build_dataset
+    from swesrl.training.data.readers import expand_paths
+    from swesrl.utils import UserError, make_progress
+
+    if (max_prompt_tokens or max_observation_tokens) and not tokenizer:
+        raise UserError("--max-prompt-tokens and --max-observation-tokens need --tokenizer")
+    agent_config = load_agent_config(config)
+    policy = ContextPolicy(
+        **{**agent_config.context.model_dump(), "kind": "full" if full_history else "srl", "k": context_steps}
+    )
+    opts = BuildOptions(
+        policy=policy,
+        tokenizer=_load_tokenizer(tokenizer),
+        max_prompt_tokens=max_prompt_tokens,
+        max_observation_tokens=max_observation_tokens,
+        only_resolved=only_resolved,
+        skip_submit=skip_submit,
+        max_steps=max_steps,
+        dedupe=dedupe,
+        instances=_instances_by_id(instances) if instances else None,
+    )
+    files = expand_paths([*trajectories, *(more or [])])
+    with make_progress(transient=True) as progress:
+        task = progress.add_task("building", total=None, status="")
+
+        def tick(s: dict) -> None:
+            if s["read"] % 50 == 1:
+                progress.update(task, completed=s["read"], status=f"{s['instances']} instances")
+
+        stats = build_dataset(files, out, opts, config=agent_config, on_trajectory=tick)
+    console = Console()
+    console.print(
+        f"{stats['trajectories_used']}/{stats['trajectories_read']} trajectories -> {stats['instances']} SRL instances, "
+        f"{stats['sft_conversations']} SFT conversations in {out}/ (srl.jsonl, sft.jsonl, stats.json)"
+    )
+    if stats["dropped"]["counts"]:
+        counts = ", ".join(f"{k}: {v}" for k, v in sorted(stats["dropped"]["counts"].items()))
+        console.print(f"dropped: {counts} (details in stats.json)")
+    if stats["instances"] == 0:
+        raise UserError(f"nothing usable was read from {len(files)} file(s); see {out}/stats.json")
+
+
+@data_app.command("verify")
+def data_verify(
+    trajectories: list[str] = typer.Option(
+        ..., "--trajectories", "-t", help="Expert trajectory files or folders."
+    ),
+    instances: str = typer.Option(
+        ..., "--instances", "-i", help="Instances file (SWE-bench schema; bundled suites carry test_cmd)."
+    ),
+    out: str = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Filtered trajectories (JSONL, this project's format); default: verified.jsonl beside the first input.",
+    ),
+    backend: str = typer.Option("local", "--backend", help="Sandbox backend: local (bubblewrap) or docker."),
+    mirror: str = typer.Option(
+        None,
+        "--repo-mirror",
+        help="Folder of <owner>__<name>.git repositories (default: repos/ beside --instances).",
+    ),
+    config: list[str] = typer.Option(
+        [], "--config", "-c", help="Agent config YAML files or key=value overrides."
+    ),
+) -> None:
+    """Replay each expert trajectory in a sandbox, grade its patch, keep those that resolve their task."""
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from swesrl.agent.loop import load_agent_config
+    from swesrl.tasks.instances import default_mirror
+    from swesrl.training.data.readers import expand_paths
+    from swesrl.training.data.verify import verify_trajectories
+    from swesrl.utils import UserError, atomic_write_json, make_progress
+
+    agent_config = load_agent_config([*config, f"sandbox.backend={backend}"])
+    files = expand_paths(trajectories)
+    if not files:
+        raise UserError("no trajectory files given")
+    out_file = Path(out) if out else files[0].parent / "verified.jsonl"
+    insts = _instances_by_id(instances)
+    with make_progress(transient=True) as progress:
+        task = progress.add_task("verifying", total=None, status="")
+        ok = [0, 0]
+
+        def tick(row: dict) -> None:
+            ok[0] += row["resolved"]
+            ok[1] += 1
+            progress.update(task, completed=ok[1], status=f"{ok[0]} resolved")
+
+        summary = verify_trajectories(
+            files, insts, out_file, agent_config, mirror or default_mirror(instances), tick
+        )
+    report = out_file.with_suffix(".report.json")
+    atomic_write_json(report, summary)
+    table = Table("instance", "exit status", "resolved", "note")
+    for r in summary["results"]:
+        table.add_row(
+            r["instance_id"],
+            str(r.get("exit_status")),
+            "yes" if r["resolved"] else "no",
+            r.get("error", "")[:60],
+        )
+    console = Console()
+    console.print(table)
+    console.print(
+        f"{summary['resolved']}/{summary['verified']} trajectories reproduce a resolving patch -> {out_file} "
+        f"(report: {report}); {len(summary['dropped'])} not verified"
+    )
+    if summary["verified"] == 0:
+        raise UserError("no trajectory could be verified (see the report)")

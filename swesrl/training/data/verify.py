@@ -1,0 +1,115 @@
+"""`swesrl data verify`: does an expert trajectory's action sequence really solve its task?
+
+Each trajectory is turned into the agent's own message format, replayed in a fresh sandbox by the
+agent loop with the `replay:` model (the expert's replies, in order), and the resulting patch is
+graded with the harness (`grade_patch`: FAIL_TO_PASS and PASS_TO_PASS tests). Trajectories that
+reproduce a resolving patch are written to the filtered file, in this project's trajectory format
+with `info.resolved = true`, so `swesrl data build --only-resolved` can train on exactly them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from swesrl.training.data.readers import Dropped, Trajectory, iter_trajectories
+from swesrl.training.data.steps import agent_messages
+
+log = logging.getLogger(__name__)
+
+
+def to_agent_trajectory(traj: Trajectory, config: Any, instance: dict | None = None) -> dict:
+    """A normalised trajectory in this project's format (`{instance_id, messages, info}`), e.g. for `replay:`."""
+    return {
+        "instance_id": traj["instance_id"],
+        "messages": agent_messages(traj, config, instance),
+        "info": {**traj["info"], "source": traj["source"], "source_format": traj["source_format"]},
+    }
+
+
+def verify_one(traj: Trajectory, instance: dict, config: Any, mirror: str | Path | None) -> dict:
+    """Replay one trajectory in a sandbox and grade the patch; returns a result row."""
+    from swesrl.agent.loop import run_agent
+    from swesrl.agent.models import get_model
+    from swesrl.envs import env_for_instance
+    from swesrl.harness import grade_patch
+
+    row: dict[str, Any] = {"instance_id": traj["instance_id"], "source": traj["source"], "resolved": False}
+    recorded = to_agent_trajectory(traj, config, instance)
+    with tempfile.TemporaryDirectory(prefix="swesrl-verify-") as tmp:
+        replay_file = Path(tmp) / "expert.json"
+        replay_file.write_text(json.dumps(recorded), encoding="utf-8")
+        model = get_model(f"replay:{replay_file}")
+        with env_for_instance(instance, config.sandbox, mirror) as env:
+            replayed = run_agent(instance, model, env, config)
+    info = replayed["info"]
+    row["exit_status"] = info.get("exit_status")
+    row["n_steps"] = info.get("n_steps")
+    patch = info.get("submission") or ""
+    row["patch_lines"] = patch.count("\n")
+    if info.get("exit_status") == "error":
+        row["error"] = info.get("exception", "")
+    if not patch.strip():
+        row["error"] = row.get("error") or "no patch"
+        return row | {"trajectory": replayed}
+    report = grade_patch(instance, patch, config.sandbox, mirror)
+    row["resolved"] = bool(report.get("resolved"))
+    row["report"] = {k: report[k] for k in ("resolved", "status") if k in report}
+    replayed["info"]["resolved"] = row["resolved"]
+    return row | {"trajectory": replayed}
+
+
+def verify_trajectories(
+    paths: list[str | Path],
+    instances: dict[str, dict],
+    out_file: str | Path,
+    config: Any,
+    mirror: str | Path | None = None,
+    on_result: Callable[[dict], None] | None = None,
+) -> dict:
+    """Verify every trajectory; write the resolving ones to `out_file` (JSONL); return the summary."""
+    out = Path(out_file)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    results: list[dict] = []
+    dropped: list[dict] = []
+    with open(out, "w", encoding="utf-8") as f:
+        for item in iter_trajectories(paths):
+            if isinstance(item, Dropped):
+                dropped.append(vars(item))
+                continue
+            inst = instances.get(item["instance_id"])
+            if inst is None:
+                dropped.append(
+                    vars(Dropped(item["source"], "no_instance", f"{item['instance_id']} not in --instances"))
+                )
+                continue
+            try:
+                row = verify_one(item, inst, config, mirror)
+            except Exception as e:  # one broken sandbox must not stop the run
+                log.warning("verify %s failed: %s", item["instance_id"], e)
+                row = {
+                    "instance_id": item["instance_id"],
+                    "source": item["source"],
+                    "resolved": False,
+                    "error": f"{type(e).__name__}: {e}",
+                }
+            traj = row.pop("trajectory", None)
+            if row["resolved"] and traj is not None:
+                f.write(json.dumps(traj, ensure_ascii=False) + "\n")
+                f.flush()
+            results.append(row)
+            if on_result:
+                on_result(row)
+    n_ok = sum(r["resolved"] for r in results)
+    return {
+        "verified": len(results),
+        "resolved": n_ok,
+        "unresolved": len(results) - n_ok,
+        "results": results,
+        "dropped": dropped,
+        "out": str(out),
+    }
