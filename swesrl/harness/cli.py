@@ -1,3 +1,214 @@
 """`swesrl eval` and `swesrl oracle`."""
 
-COMMANDS: dict = {}
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+
+def load_instances_lenient(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """Instances like `swesrl.tasks.instances.load_instances`, but a bad entry or a duplicate id is
+    reported and left out instead of stopping the run."""
+    from swesrl.tasks.instances import _normalise, load_instances
+    from swesrl.utils import UserError
+
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"instances file not found: {p}")
+    try:
+        return list(load_instances(p)), []
+    except UserError:
+        pass
+    problems: list[str] = []
+    rows: list[tuple[str, Any]] = []
+    if p.suffix == ".parquet":
+        import pandas as pd
+
+        rows = [(f"{p}: entry {i}", r) for i, r in enumerate(pd.read_parquet(p).to_dict(orient="records"), 1)]
+    elif p.suffix == ".json":
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise UserError(f"{p}: not valid JSON ({e.msg} at line {e.lineno})") from None
+        rows = [(f"{p}: entry {i}", r) for i, r in enumerate(data if isinstance(data, list) else [data], 1)]
+    else:
+        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append((f"{p}:{n}", json.loads(line)))
+                except json.JSONDecodeError as e:
+                    problems.append(f"{p}:{n}: not valid JSON ({e.msg}); skipped")
+    out: dict[str, dict[str, Any]] = {}
+    dups: set[str] = set()
+    for where, row in rows:
+        if not isinstance(row, dict):
+            problems.append(f"{where}: not a JSON object; skipped")
+            continue
+        try:
+            inst = _normalise(row, where)
+        except UserError as e:
+            problems.append(f"{e}; skipped")
+            continue
+        iid = inst["instance_id"]
+        if iid in out and out[iid] != inst:
+            dups.add(iid)
+        out.setdefault(iid, inst)
+    for iid in sorted(dups):
+        problems.append(f"{p}: instance id {iid} appears several times with different contents; skipped")
+        out.pop(iid)
+    if not out:
+        raise UserError(f"{p}: no usable instances ({problems[0] if problems else 'empty file'})")
+    return list(out.values()), problems
+
+
+def eval_cmd(
+    instances: Path = typer.Option(..., "--instances", "-i", help="Instances file (JSON, JSONL or parquet)."),
+    predictions: Path = typer.Option(
+        None, "--predictions", "-p", help="SWE-bench predictions (JSONL/JSON: instance_id, model_patch)."
+    ),
+    out: Path = typer.Option(Path("runs"), "--out", "-o", help="Output folder; the run lands in OUT/RUN_ID."),
+    backend: str = typer.Option(
+        "local", "--backend", "-b", help="Sandbox backend: local (bubblewrap) or docker."
+    ),
+    workers: int = typer.Option(1, "--workers", "-w", help="Instances evaluated in parallel."),
+    timeout: float = typer.Option(1800.0, "--timeout", help="Seconds the tests of one instance may run."),
+    run_id: str = typer.Option(None, "--run-id", help="Run name (default: the predictions file's stem)."),
+    repo_mirror: Path = typer.Option(
+        None,
+        "--repo-mirror",
+        help="Folder of <owner>__<name>.git repositories (default: repos/ beside --instances).",
+    ),
+    namespace: str = typer.Option(
+        "swebench", "--namespace", help="Docker Hub namespace of the SWE-bench images."
+    ),
+    gold: bool = typer.Option(
+        False, "--gold", help="Validate the dataset: gold patches must resolve, empty patches must not."
+    ),
+    ids: str = typer.Option(None, "--ids", help="Comma-separated instance ids to evaluate (default: all)."),
+    retry_errors: bool = typer.Option(
+        False, "--retry-errors", help="Rerun instances whose report says error."
+    ),
+) -> None:
+    """Evaluate patches SWE-bench style: apply, run FAIL_TO_PASS / PASS_TO_PASS tests, grade, report."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from swesrl.harness.run import evaluate, load_predictions, validate_dataset
+    from swesrl.tasks.instances import default_mirror
+    from swesrl.utils import UserError
+
+    console = Console(stderr=True)
+    if backend not in ("local", "docker"):
+        raise UserError(f"--backend must be local or docker, got {backend!r}")
+    if not gold and predictions is None:
+        raise UserError("give --predictions FILE, or --gold to validate the dataset")
+    insts, problems = load_instances_lenient(instances)
+    if ids:
+        wanted = [x.strip() for x in ids.split(",") if x.strip()]
+        known = {i["instance_id"] for i in insts}
+        problems += [f"--ids: unknown instance id {x!r}; skipped" for x in wanted if x not in known]
+        insts = [i for i in insts if i["instance_id"] in set(wanted)]
+        if not insts:
+            raise UserError("--ids: none of the given ids is in the instances file")
+    mirror = repo_mirror if repo_mirror is not None else default_mirror(instances)
+    kw: dict[str, Any] = dict(
+        backend=backend, workers=workers, timeout=timeout, mirror=mirror, namespace=namespace,
+        retry_errors=retry_errors,
+    )  # fmt: skip
+    for p in problems:
+        console.print(f"[yellow]warning:[/] {p}", highlight=False)
+    if gold:
+        res = validate_dataset(insts, out, run_id or "validate", **kw)
+        t = Table(title=f"dataset validation ({instances})")
+        t.add_column("instances")
+        t.add_column("valid")
+        t.add_column("broken")
+        t.add_row(str(res["total_instances"]), str(res["valid_instances"]), str(res["broken_instances"]))
+        console.print(t)
+        for iid, why in res["broken"].items():
+            console.print(f"[red]broken[/] {iid}: {'; '.join(why)}", highlight=False)
+        console.print(f"validation report: {Path(out) / ((run_id or 'validate') + '.validation.json')}")
+        return
+    preds, pproblems = load_predictions(predictions)
+    for p in pproblems:
+        console.print(f"[yellow]warning:[/] {p}", highlight=False)
+    if not preds:
+        raise UserError(f"{predictions}: no usable predictions")
+    rid = run_id or predictions.stem
+    summary = evaluate(insts, preds, out, rid, **kw)
+    for p in summary["input_problems"]:
+        console.print(f"[yellow]warning:[/] {p}", highlight=False)
+    t = Table(title=f"swesrl eval {rid}")
+    for col in ("total", "submitted", "completed", "resolved", "unresolved", "empty patch", "error"):
+        t.add_column(col, justify="right")
+    t.add_row(
+        *(
+            str(summary[k])
+            for k in (
+                "total_instances",
+                "submitted_instances",
+                "completed_instances",
+                "resolved_instances",
+                "unresolved_instances",
+                "empty_patch_instances",
+                "error_instances",
+            )
+        )
+    )
+    console.print(t)
+    for iid, why in summary["errors"].items():
+        console.print(f"[red]error[/] {iid}: {why}", highlight=False)
+    console.print(f"summary: {Path(out) / rid / 'summary.json'}")
+
+
+def oracle_cmd(
+    instances: Path = typer.Option(..., "--instances", "-i", help="Instances file (JSON, JSONL or parquet)."),
+    model: str = typer.Option(..., "--model", "-m", help="Model spec: hf:PATH, openai:URL#MODEL, ..."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder for predictions.jsonl and raw outputs."),
+    repo_mirror: Path = typer.Option(
+        None,
+        "--repo-mirror",
+        help="Folder of <owner>__<name>.git repositories (default: repos/ beside --instances).",
+    ),
+    ids: str = typer.Option(None, "--ids", help="Comma-separated instance ids (default: all)."),
+    max_new_tokens: int = typer.Option(2048, "--max-new-tokens", help="Generation budget per instance."),
+    temperature: float = typer.Option(0.0, "--temperature", help="Sampling temperature (0: greedy)."),
+    config: list[str] = typer.Option(
+        [],
+        "--config",
+        "-c",
+        help="YAML config(s) or key=value overrides for the oracle prompt (OracleConfig).",
+    ),
+) -> None:
+    """The paper's "oracle file edit" setting: issue + gold-touched files -> model edits -> predictions."""
+    from rich.console import Console
+
+    from swesrl.harness.oracle import OracleConfig, run_oracle
+    from swesrl.tasks.instances import default_mirror, load_instances, select
+
+    cfg = OracleConfig()
+    if config:
+        from swesrl.config import load_config
+
+        cfg = load_config(OracleConfig, config)
+    insts = load_instances(instances)
+    if ids:
+        insts = select(insts, [x.strip() for x in ids.split(",") if x.strip()])
+    mirror = repo_mirror if repo_mirror is not None else default_mirror(instances)
+    from swesrl.agent.models import get_model
+
+    m = get_model(model)
+    res = run_oracle(
+        insts, m, out, mirror, cfg, model_name=model, max_new_tokens=max_new_tokens, temperature=temperature
+    )
+    Console(stderr=True).print(
+        f"{res['written']} prediction(s) ({res['skipped']} already there, {res['empty']} empty, "
+        f"{res['parse_problems']} with parse problems) -> {res['predictions']}",
+        highlight=False,
+    )
+
+
+COMMANDS: dict = {"eval": eval_cmd, "oracle": oracle_cmd}

@@ -1,0 +1,581 @@
+"""Evaluate patches: one fresh sandbox per instance, SWE-bench's apply chain, tests, grading, reports.
+
+    report = grade_patch(instance, patch, SandboxConfig(backend="local"), mirror="tasks/repos")
+    summary = evaluate(instances, predictions, "runs", "my-run", backend="local", workers=2)
+
+Per instance (`run_instance`): check the patch with unidiff; in a sandbox at base_commit apply it
+with swebench's `GIT_APPLY_CMDS` (`git apply --verbose`, `--3way`, `--reject`, then
+`patch --fuzz=5`, restoring a clean tree between tries; a patch that is already applied counts);
+reset the files `test_patch` touches and apply `test_patch`; run the test command with its output
+redirected to a file and its exit status written to another (so only what the tests print counts,
+and the exit status cannot be forged by printing); grade (`grading.py`).
+
+Outputs `out_dir/<run_id>/<instance_id>/{patch.diff, test_output.txt, report.json}` (report.json
+written last and atomically: it marks the instance done; a rerun skips it) and
+`out_dir/<run_id>/summary.json` in the shape of swebench's run report, recomputed from the
+report files, so an interrupted and resumed run counts every instance once.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import secrets
+import shlex
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+from swesrl.envs.base import WORKDIR, SandboxConfig
+from swesrl.harness.grading import Status, failed_tests_report, format_test_output, grade
+from swesrl.harness.spec import DEFAULT_NAMESPACE, EvalSpec, make_eval_spec
+from swesrl.tasks.instances import Instance
+from swesrl.utils import UserError, atomic_write_json, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 1800.0
+"""Seconds the tests of one instance may run (SWE-bench's default)."""
+SETUP_TIMEOUT = 600.0
+"""Seconds for each preparation command (patch application, test-file reset)."""
+MAX_LOG_BYTES = 32_000_000
+"""Test logs longer than this are cut (head kept): a log is read out of the sandbox in one piece."""
+REPORT = "report.json"
+SUMMARY = "summary.json"
+PATCH = "patch.diff"
+TEST_OUTPUT = "test_output.txt"
+CHUNK = 60_000
+
+
+def check_patch(patch: str) -> tuple[bool, str]:
+    """(looks like a diff, message). unidiff's view; git decides in the end, as in SWE-bench."""
+    from unidiff import PatchSet
+    from unidiff.errors import UnidiffParseError
+
+    try:
+        ps = PatchSet(patch)
+    except UnidiffParseError as e:
+        return True, f"unidiff could not parse the patch ({e}); trying git anyway"
+    if len(ps) == 0 and "GIT binary patch" not in patch:
+        return False, "the patch contains no file diff (not a unified diff)"
+    files = ", ".join(f.path for f in ps)
+    return True, f"{len(ps)} file(s): {files} (+{ps.added} -{ps.removed})"
+
+
+def _apply_cmds() -> list[str]:
+    from swebench.harness.run_evaluation import GIT_APPLY_CMDS
+
+    return list(GIT_APPLY_CMDS)
+
+
+def _put_file(env, path: str, text: str) -> None:
+    """Write a file inside the sandbox through `execute` (base64 chunks; any backend, any size)."""
+    data = base64.b64encode(text.encode("utf-8")).decode("ascii")
+    q = shlex.quote(path)
+    obs = env.execute(f"mkdir -p $(dirname {q}) && : > {q}.b64", timeout=SETUP_TIMEOUT)
+    if obs.returncode != 0:
+        raise RuntimeError(f"cannot write {path} in the sandbox: {obs.output.strip()[-300:]}")
+    for i in range(0, len(data), CHUNK):
+        env.execute(f"printf %s '{data[i : i + CHUNK]}' >> {q}.b64", timeout=SETUP_TIMEOUT)
+    obs = env.execute(f"base64 -d {q}.b64 > {q} && rm -f {q}.b64", timeout=SETUP_TIMEOUT)
+    if obs.returncode != 0:
+        raise RuntimeError(f"cannot write {path} in the sandbox: {obs.output.strip()[-300:]}")
+
+
+def _read_file(env, path: str) -> str:
+    obs = env.execute(f"head -c {MAX_LOG_BYTES} {shlex.quote(path)} 2>/dev/null", timeout=SETUP_TIMEOUT)
+    return obs.output
+
+
+def _test_script(spec: EvalSpec, scratch: str) -> str:
+    """The script the tests run in: output to `test.log`, exit status to `rc`."""
+    wrap_open = "{"
+    wrap_close = f"}} > {scratch}/test.log 2>&1 < /dev/null\necho $? > {scratch}/rc"
+    if spec.eval_script is not None:
+        from swebench.harness.constants import END_TEST_OUTPUT, START_TEST_OUTPUT
+        from swebench.harness.utils import parse_eval_script
+
+        lines = parse_eval_script(spec.eval_script)
+        i = next((k for k, ln in enumerate(lines) if START_TEST_OUTPUT in ln), None)
+        j = next((k for k, ln in enumerate(lines) if END_TEST_OUTPUT in ln), None)
+        if i is None or j is None or j <= i:
+            raise ValueError("eval_script has no >>>>> Start/End Test Output markers around its test command")
+        body = [*lines[:i], wrap_open, *lines[i + 1 : j], wrap_close, *lines[j + 1 :]]
+        return "\n".join(["#!/bin/bash", "set -uxo pipefail", *body]) + "\n"
+    return (
+        "#!/bin/bash\n"
+        f"cd {WORKDIR}\n"
+        "if [ -f /opt/miniconda3/bin/activate ]; then source /opt/miniconda3/bin/activate; conda activate testbed; fi\n"
+        f"{wrap_open}\n{spec.test_cmd}\n{wrap_close}\n"
+    )
+
+
+def _reset_and_apply_tests(env, instance: Instance, spec: EvalSpec, scratch: str) -> tuple[bool, str]:
+    base = shlex.quote(instance["base_commit"])
+    cmds = [f"cd {WORKDIR}"]
+    for f in spec.test_files:
+        q = shlex.quote(f)
+        cmds.append(
+            f"if git cat-file -e {base}:{q} 2>/dev/null; then git checkout {base} -- {q}; else rm -rf -- {q}; fi"
+        )
+    if instance.get("test_patch", "").strip():
+        _put_file(env, f"{scratch}/test.patch", instance["test_patch"])
+        cmds.append(f"git apply --verbose {scratch}/test.patch")
+    obs = env.execute(" && ".join(cmds), timeout=SETUP_TIMEOUT)
+    return obs.returncode == 0, obs.output
+
+
+def _apply_patch(env, scratch: str) -> tuple[bool, str]:
+    """SWE-bench's chain of apply commands, a clean tree before each retry; then the reverse check."""
+    from swebench.harness.constants import APPLY_PATCH_FAIL, APPLY_PATCH_PASS
+
+    logs = []
+    pf = f"{scratch}/model.patch"
+    for k, cmd in enumerate(_apply_cmds()):
+        if k:
+            env.execute(f"cd {WORKDIR} && git checkout -- . ; git clean -fd", timeout=SETUP_TIMEOUT)
+        obs = env.execute(f"cd {WORKDIR} && {cmd} {pf}", timeout=SETUP_TIMEOUT)
+        if obs.returncode == 0:
+            logs.append(f"{APPLY_PATCH_PASS} ({cmd}):\n{obs.output}")
+            return True, "\n".join(logs)
+        logs.append(f"Failed to apply patch: {cmd}\n{obs.output}")
+    obs = env.execute(f"cd {WORKDIR} && git apply --check --reverse {pf}", timeout=SETUP_TIMEOUT)
+    if obs.returncode == 0:
+        logs.append(f"{APPLY_PATCH_PASS}: verified already applied")
+        return True, "\n".join(logs)
+    logs.append(APPLY_PATCH_FAIL)
+    return False, "\n".join(logs)
+
+
+def _open_env(instance: Instance, spec: EvalSpec, config: SandboxConfig, mirror):
+    from swesrl.envs import env_for_instance
+
+    inst = dict(instance)
+    if spec.image and config.backend == "docker":
+        inst["image_name"] = spec.image
+    cfg = config.model_copy(update={"max_output_bytes": max(config.max_output_bytes, MAX_LOG_BYTES + 4096)})
+    return env_for_instance(inst, cfg, mirror)
+
+
+def run_instance(
+    instance: Instance,
+    patch: str | None,
+    config: SandboxConfig,
+    mirror: str | Path | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    namespace: str = DEFAULT_NAMESPACE,
+    allow_empty: bool = False,
+    model_name: str = "",
+) -> tuple[dict[str, Any], str]:
+    """Evaluate one patch; returns (report, test_output text). Never raises for a bad patch or log."""
+    t0 = time.monotonic()
+    iid = instance["instance_id"]
+    nonce = secrets.token_hex(8)
+    report: dict[str, Any] = {
+        "instance_id": iid,
+        "model_name_or_path": model_name,
+        "status": Status.ERROR.value,
+        "resolved": False,
+        "patch_is_None": patch is None,
+        "patch_exists": bool(patch and patch.strip()),
+        "patch_successfully_applied": False,
+        "tests_status": None,
+        "test_exit_code": None,
+        "timed_out": False,
+        "log_rejected": None,
+        "error": None,
+        "backend": config.backend,
+        "nonce": nonce,
+    }
+
+    def done(status: Status, output: str = "", **kw) -> tuple[dict[str, Any], str]:
+        report.update(kw, status=status.value, duration_s=round(time.monotonic() - t0, 3))
+        report["resolved"] = status is Status.RESOLVED
+        return report, output
+
+    spec = make_eval_spec(instance, namespace)
+    report["kind"] = spec.kind
+    if spec.problems:
+        return done(Status.ERROR, error="; ".join(spec.problems))
+    empty = not (patch and patch.strip())
+    if empty and not allow_empty:
+        return done(Status.EMPTY_PATCH)
+    pre: list[str] = []
+    if not empty:
+        ok, msg = check_patch(patch)
+        pre.append(f"patch check: {msg}")
+        if not ok:
+            return done(Status.PATCH_APPLY_FAILED, "\n".join(pre) + "\n", error=msg)
+    scratch = f"/tmp/swesrl_eval_{nonce}"
+    try:
+        env = _open_env(instance, spec, config, mirror)
+    except Exception as e:  # noqa: BLE001 - a sandbox that does not start is this instance's error
+        return done(Status.ERROR, error=f"sandbox: {e}")
+    try:
+        with env:
+            if not empty:
+                _put_file(env, f"{scratch}/model.patch", patch)
+                ok, msg = _apply_patch(env, scratch)
+                pre.append(msg)
+                if not ok:
+                    return done(Status.PATCH_APPLY_FAILED, "\n".join(pre) + "\n", error="patch did not apply")
+            report["patch_successfully_applied"] = True
+            if spec.eval_script is None:
+                ok, msg = _reset_and_apply_tests(env, instance, spec, scratch)
+                pre.append(f"test files reset, test patch applied:\n{msg}" if ok else msg)
+                if not ok:
+                    return done(Status.ERROR, "\n".join(pre) + "\n", error="test_patch did not apply")
+            _put_file(env, f"{scratch}/eval.sh", _test_script(spec, scratch))
+            obs = env.execute(f"bash {scratch}/eval.sh > {scratch}/pre.log 2>&1", timeout=timeout)
+            pre.append(_read_file(env, f"{scratch}/pre.log"))
+            section = _read_file(env, f"{scratch}/test.log")
+            rc_text = _read_file(env, f"{scratch}/rc").strip()
+    except Exception as e:  # noqa: BLE001
+        log.exception("%s: evaluation failed", iid)
+        return done(Status.ERROR, "\n".join(pre) + "\n", error=f"{type(e).__name__}: {e}")
+    exit_code = int(rc_text) if rc_text.lstrip("-").isdigit() else None
+    if obs.timed_out:
+        from swebench.harness.constants import TESTS_TIMEOUT
+
+        out = format_test_output(
+            "\n".join(pre),
+            section,
+            None,
+            nonce,
+            f"{TESTS_TIMEOUT}\nTimeout error: {timeout} seconds exceeded.",
+        )
+        return done(Status.TIMEOUT, out, timed_out=True, tests_status=failed_tests_report(spec))
+    out = format_test_output("\n".join(pre), section, exit_code, nonce)
+    g = grade(spec, section, exit_code)
+    return done(
+        Status.RESOLVED if g["resolved"] else Status.UNRESOLVED,
+        out,
+        test_exit_code=exit_code,
+        tests_status=g["tests_status"],
+        log_rejected=g["log_rejected"],
+    )
+
+
+def grade_patch(
+    instance: Instance,
+    patch: str | None,
+    config: SandboxConfig,
+    mirror: str | Path | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    namespace: str = DEFAULT_NAMESPACE,
+    allow_empty: bool = False,
+    log_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Evaluate one patch in a fresh sandbox. The report's `resolved` is the RLVR reward.
+
+    With `log_dir`, writes `patch.diff`, `test_output.txt` and (last, atomically) `report.json` there.
+    """
+    report, output = run_instance(instance, patch, config, mirror, timeout, namespace, allow_empty)
+    if log_dir is not None:
+        write_instance_outputs(Path(log_dir), report, patch, output)
+    return report
+
+
+def write_instance_outputs(d: Path, report: dict[str, Any], patch: str | None, output: str) -> None:
+    d.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(d / PATCH, patch or "")
+    atomic_write_text(d / TEST_OUTPUT, output)
+    atomic_write_json(d / REPORT, {report["instance_id"]: report})
+
+
+def read_report(d: Path, instance_id: str) -> dict[str, Any] | None:
+    """The report of a finished instance, or None (absent, unreadable, or for another id)."""
+    try:
+        data = json.loads((d / REPORT).read_text(encoding="utf-8"))
+        rep = data[instance_id]
+        return rep if isinstance(rep, dict) and "status" in rep else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+# -- predictions ------------------------------------------------------------------------------
+
+
+def load_predictions(path: str | Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """SWE-bench predictions (JSONL, a JSON list, or SWE-agent's `{id: prediction}`) and problems.
+
+    A malformed line or entry is reported and left out; the rest load.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"predictions file not found: {p}")
+    problems: list[str] = []
+    rows: list[tuple[str, Any]] = []
+    text = p.read_text(encoding="utf-8")
+    if p.suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{p}: not valid JSON ({e.msg} at line {e.lineno})") from None
+        items = list(data.values()) if isinstance(data, dict) else data
+        if not isinstance(items, list):
+            raise UserError(f"{p}: expected a list of predictions or an {{instance_id: prediction}} object")
+        rows = [(f"{p}: entry {i}", x) for i, x in enumerate(items, 1)]
+    else:
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append((f"{p}:{n}", json.loads(line)))
+            except json.JSONDecodeError as e:
+                problems.append(f"{p}:{n}: not valid JSON ({e.msg}); line skipped")
+    preds = []
+    for where, row in rows:
+        if not isinstance(row, dict):
+            problems.append(f"{where}: not a JSON object; skipped")
+        elif not isinstance(row.get("instance_id"), str) or not row["instance_id"]:
+            problems.append(f"{where}: no instance_id; skipped")
+        elif row.get("model_patch") is not None and not isinstance(row["model_patch"], str):
+            problems.append(f"{where}: model_patch of {row['instance_id']} is not a string; skipped")
+        else:
+            preds.append(row)
+    return preds, problems
+
+
+def gold_predictions(instances: Iterable[Instance], empty: bool = False) -> list[dict[str, Any]]:
+    name = "empty" if empty else "gold"
+    return [
+        {
+            "instance_id": i["instance_id"],
+            "model_name_or_path": name,
+            "model_patch": "" if empty else i["patch"],
+        }
+        for i in instances
+    ]
+
+
+def match_predictions(
+    instances: list[Instance], predictions: list[dict[str, Any]]
+) -> tuple[dict[str, dict[str, Any]], dict[str, str], list[str]]:
+    """(usable predictions by id, input errors by id, problems). Duplicates with the same patch are
+    merged; conflicting duplicates make that instance an input error; unknown ids are reported."""
+    known = {i["instance_id"] for i in instances}
+    by_id: dict[str, dict[str, Any]] = {}
+    errors: dict[str, str] = {}
+    problems: list[str] = []
+    for pred in predictions:
+        iid = pred["instance_id"]
+        if iid not in known:
+            problems.append(f"prediction for unknown instance id {iid!r}; skipped")
+            continue
+        if iid in by_id and (by_id[iid].get("model_patch") or "") != (pred.get("model_patch") or ""):
+            errors[iid] = "several predictions with different patches; fix the predictions file"
+        by_id.setdefault(iid, pred)
+    for iid in errors:
+        problems.append(f"{iid}: {errors[iid]}")
+        by_id.pop(iid, None)
+    return by_id, errors, problems
+
+
+# -- a whole run ------------------------------------------------------------------------------
+
+
+def make_summary(
+    instances: list[Instance],
+    predictions: dict[str, dict[str, Any]],
+    run_dir: Path,
+    input_errors: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """swebench's run report (`make_run_report` shape, schema 2) from the report files on disk."""
+    input_errors = dict(input_errors or {})
+    ids = {s.value: [] for s in Status}
+    completed, incomplete, errors = [], [], {}
+    for inst in instances:
+        iid = inst["instance_id"]
+        if iid in input_errors:
+            ids[Status.ERROR.value].append(iid)
+            errors[iid] = input_errors[iid]
+            continue
+        if iid not in predictions:
+            incomplete.append(iid)
+            continue
+        rep = read_report(run_dir / iid, iid)
+        if rep is None:
+            incomplete.append(iid)
+            continue
+        ids[rep["status"]].append(iid)
+        if rep["status"] in (Status.RESOLVED.value, Status.UNRESOLVED.value):
+            completed.append(iid)
+        if rep.get("error"):
+            errors[iid] = rep["error"]
+    err = sorted(ids["error"] + ids["patch_apply_failed"] + ids["timeout"])
+    submitted = sorted(set(predictions) | set(input_errors))
+    return {
+        "total_instances": len(instances),
+        "submitted_instances": len(submitted),
+        "completed_instances": len(completed),
+        "resolved_instances": len(ids["resolved"]),
+        "unresolved_instances": len(ids["unresolved"]),
+        "empty_patch_instances": len(ids["empty_patch"]),
+        "error_instances": len(err),
+        "patch_apply_failed_instances": len(ids["patch_apply_failed"]),
+        "timeout_instances": len(ids["timeout"]),
+        "completed_ids": sorted(completed),
+        "incomplete_ids": sorted(incomplete),
+        "empty_patch_ids": sorted(ids["empty_patch"]),
+        "submitted_ids": submitted,
+        "resolved_ids": sorted(ids["resolved"]),
+        "unresolved_ids": sorted(ids["unresolved"]),
+        "error_ids": err,
+        "patch_apply_failed_ids": sorted(ids["patch_apply_failed"]),
+        "timeout_ids": sorted(ids["timeout"]),
+        "errors": dict(sorted(errors.items())),
+        "schema_version": 2,
+    }
+
+
+def evaluate(
+    instances: list[Instance],
+    predictions: list[dict[str, Any]] | dict[str, dict[str, Any]],
+    out_dir: str | Path,
+    run_id: str,
+    backend: str = "local",
+    workers: int = 1,
+    timeout: float = DEFAULT_TIMEOUT,
+    mirror: str | Path | None = None,
+    namespace: str = DEFAULT_NAMESPACE,
+    config: SandboxConfig | None = None,
+    allow_empty: bool = False,
+    retry_errors: bool = False,
+    input_errors: dict[str, str] | None = None,
+    progress: bool = True,
+    on_result: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Evaluate predictions (SWE-bench JSONL rows) on instances; resume-safe; returns the summary.
+
+    Instances whose report.json exists are skipped (with `retry_errors`, those whose status is
+    `error` run again). Predictions for unknown ids and conflicting duplicates are logged and left
+    out; instances without a prediction count as incomplete, as in swebench.
+    """
+    if workers < 1:
+        raise UserError(f"--workers must be at least 1, got {workers}")
+    if not run_id or "/" in run_id or run_id in (".", ".."):
+        raise UserError(f"bad run id {run_id!r}")
+    config = (config or SandboxConfig()).model_copy(update={"backend": backend})
+    preds_list = list(predictions.values()) if isinstance(predictions, dict) else list(predictions)
+    by_id, errors, problems = match_predictions(instances, preds_list)
+    errors.update(input_errors or {})
+    for p in problems:
+        log.warning("%s", p)
+    run_dir = Path(out_dir) / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    todo = []
+    for inst in instances:
+        iid = inst["instance_id"]
+        if iid not in by_id:
+            continue
+        rep = read_report(run_dir / iid, iid)
+        if rep is not None and not (retry_errors and rep["status"] == Status.ERROR.value):
+            continue
+        todo.append(inst)
+    n_done = len(by_id) - len(todo)
+    if n_done:
+        log.info("resuming %s: %d instance(s) already evaluated, %d to go", run_id, n_done, len(todo))
+    counts = {"resolved": 0, "failed": 0}
+    lock = threading.Lock()
+
+    def one(inst: Instance) -> dict[str, Any]:
+        pred = by_id[inst["instance_id"]]
+        patch = pred.get("model_patch")
+        rep, output = run_instance(
+            inst, patch, config, mirror, timeout, namespace, allow_empty, pred.get("model_name_or_path", "")
+        )
+        write_instance_outputs(run_dir / inst["instance_id"], rep, patch, output)
+        return rep
+
+    prog = None
+    if progress and todo:
+        from swesrl.utils import make_progress
+
+        prog = make_progress(transient=False)
+        task = prog.add_task(f"eval {run_id}", total=len(todo), status="")
+        prog.start()
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = {pool.submit(one, inst): inst for inst in todo}
+            for fut in as_completed(futures):
+                iid = futures[fut]["instance_id"]
+                try:
+                    rep = fut.result()
+                except Exception as e:  # noqa: BLE001 - writing the outputs failed; next run retries it
+                    log.error("%s: %s", iid, e)
+                    rep = {
+                        "instance_id": iid,
+                        "status": Status.ERROR.value,
+                        "resolved": False,
+                        "error": str(e),
+                    }
+                with lock:
+                    counts["resolved" if rep["resolved"] else "failed"] += 1
+                if rep["status"] == Status.ERROR.value:
+                    log.warning("%s: error: %s", iid, rep.get("error"))
+                if on_result is not None:
+                    on_result(rep)
+                if prog is not None:
+                    prog.update(
+                        task,
+                        advance=1,
+                        status=f"[green]{counts['resolved']} resolved[/] [red]{counts['failed']} failed[/]",
+                    )
+    finally:
+        if prog is not None:
+            prog.stop()
+    summary = make_summary(instances, by_id, run_dir, errors)
+    summary["run_id"] = run_id
+    summary["input_problems"] = problems
+    atomic_write_json(run_dir / SUMMARY, summary)
+    return summary
+
+
+def validate_dataset(
+    instances: list[Instance],
+    out_dir: str | Path,
+    run_id: str,
+    **kw: Any,
+) -> dict[str, Any]:
+    """`eval --gold`: the gold patch must resolve and the empty patch must not; lists broken instances.
+
+    Runs `<run_id>.gold` (gold patches) and `<run_id>.empty` (tests on the unpatched base) and writes
+    `<out_dir>/<run_id>.validation.json`.
+    """
+    gold = evaluate(instances, gold_predictions(instances), out_dir, f"{run_id}.gold", **kw)
+    empty = evaluate(
+        instances, gold_predictions(instances, empty=True), out_dir, f"{run_id}.empty", allow_empty=True, **kw
+    )
+    broken: dict[str, list[str]] = {}
+    for inst in instances:
+        iid = inst["instance_id"]
+        why = []
+        g = read_report(Path(out_dir) / f"{run_id}.gold" / iid, iid)
+        e = read_report(Path(out_dir) / f"{run_id}.empty" / iid, iid)
+        if g is None or g["status"] != Status.RESOLVED.value:
+            status = g["status"] if g else "not run"
+            why.append(f"gold patch: {status}" + (f" ({g['error']})" if g and g.get("error") else ""))
+        if e is None or e["status"] == Status.RESOLVED.value:
+            why.append("empty patch resolves (FAIL_TO_PASS tests pass without the fix)")
+        elif e.get("tests_status"):
+            p2p_fail = e["tests_status"]["PASS_TO_PASS"]["failure"]
+            if p2p_fail:
+                why.append(f"PASS_TO_PASS fails without the fix: {', '.join(p2p_fail[:3])}")
+        if why:
+            broken[iid] = why
+    result = {
+        "run_id": run_id,
+        "total_instances": len(instances),
+        "valid_instances": len(instances) - len(broken),
+        "broken_instances": len(broken),
+        "broken": broken,
+        "gold_summary": gold,
+        "empty_summary": empty,
+    }
+    atomic_write_json(Path(out_dir) / f"{run_id}.validation.json", result)
+    return result
