@@ -67,6 +67,7 @@ _OBS_PREFIX = re.compile(r"\A(?:OBSERVATION:\n|Observation: ?\n?)")
 _MINI_OBS = re.compile(r"\A<returncode>(-?\d+)</returncode>\n<output>\n?(.*?)</output>\s*\Z", re.DOTALL)
 _FENCE = re.compile(r"```([A-Za-z_]*)[ \t]*\n(.*?)\n?```", re.DOTALL)
 _SWEAGENT_CMD = re.compile(r"<command>\n?(.*?)\n?</command>", re.DOTALL)
+_THOUGHT_LABEL = re.compile(r"\A(?:THOUGHT|DISCUSSION):?[ \t]*\n?[ \t]*")
 _SUBMIT_SENTINELS = ("COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT", "MINI_SWE_AGENT_FINAL_OUTPUT")
 _TASK_PATTERNS = [
     re.compile(r"<pr_description>\n?(.*?)\n?</pr_description>", re.DOTALL),
@@ -143,8 +144,8 @@ def canonical_from_call(name: str, arguments: Any) -> str:
     params = {_ARG_ALIASES.get(k, k): _param_str(v) for k, v in args.items() if v is not None}
     if name == "submit":
         params = {}
-    if name == "bash":
-        params = {k: v for k, v in params.items() if k == "command"}
+    if name == "bash" and "command" in params:
+        return canonical_from_command(params["command"])
     return format_action(name, params)
 
 
@@ -171,7 +172,7 @@ def canonical_from_command(command: str) -> str:
                 params[flag[2:]] = value
             else:
                 return format_action("str_replace_editor", params)
-    return format_action("bash", {"command": command})
+    return format_action("bash", {"command": stripped})
 
 
 def _xml_step(content: str) -> tuple[str, str | None, str]:
@@ -182,6 +183,11 @@ def _xml_step(content: str) -> tuple[str, str | None, str]:
         thought, rest = split_thought(content)
         return thought, None, rest
     return thought, action.canonical(), action.raw
+
+
+def clean_thought(text: str) -> str:
+    """Reasoning without surrounding blanks and the scaffold's `THOUGHT:` / `DISCUSSION` label."""
+    return _THOUGHT_LABEL.sub("", text.strip())
 
 
 def _text_step(content: str) -> tuple[str, str | None, str]:
@@ -199,9 +205,7 @@ def _text_step(content: str) -> tuple[str, str | None, str]:
         raw = m.group(2)
     else:
         raw = m.group(1)
-    thought = content[: m.start()].strip()
-    thought = re.sub(r"\A(?:THOUGHT|DISCUSSION):?\s*", "", thought)
-    return thought, canonical_from_command(raw), raw
+    return clean_thought(content[: m.start()]), canonical_from_command(raw), raw
 
 
 _ROLE_ALIASES = {"ai": "assistant", "gpt": "assistant", "human": "user", "observation": "user"}
@@ -338,7 +342,7 @@ def _sweagent(record: dict, source: str) -> Trajectory:
     use_calls = len(actions) == len(traj) and all(m.get("tool_calls") for m in actions)
     steps: list[Step] = []
     for k, s in enumerate(traj):
-        thought = _text(s.get("thought"))
+        thought = clean_thought(_text(s.get("thought")))
         raw = _text(s.get("action"))
         action: str | None
         if use_calls:
