@@ -219,9 +219,9 @@ class LocalEnv:
     def _argv_for(self, command: str) -> list[str]:
         if not self.sandboxed:
             command = command.replace(WORKDIR, str(self.workspace)).replace(STATE_DIR, str(self.state))
-            return ["/bin/bash", "-c", command]
+            return ["bash", "-c", command]
         envs = [x for k, v in self._env.items() for x in ("--setenv", k, v)]
-        return [*self._argv, *envs, "--", "/bin/bash", "-c", command]
+        return [*self._argv, *envs, "--", "bash", "-c", command]
 
     # -- Environment protocol -------------------------------------------------------------
     def execute(self, command: str, timeout: float | None = None) -> Observation:

@@ -1,0 +1,356 @@
+"""The `docker` backend: one container per task (docker SDK), the repository at /testbed.
+
+The container runs `sleep infinity` under Docker's init (reaps orphans); every command is an exec
+of `timeout -s KILL T bash -c CMD` with stderr merged into stdout, tagged with an environment
+marker so that, on a timeout, every process the command started is found through /proc and
+killed, even ones that left its process group. Containers carry labels (`swesrl.sandbox=1`, the
+owner's host, pid and pid start time) so `swesrl sandbox gc` can reap those whose owner died; they
+are removed in `close()`, by context managers' `finally`, and at interpreter exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import io
+import logging
+import os
+import select
+import socket
+import struct
+import tarfile
+import tempfile
+import time
+import uuid
+import weakref
+from pathlib import Path
+
+from swesrl.envs.base import WORKDIR, Observation, SandboxConfig
+from swesrl.envs.common import (
+    STATE_DIR,
+    OutputBuffer,
+    diff_script,
+    drop_binary_diffs,
+    editor_script,
+    make_workspace,
+    new_tempdir,
+    reset_script,
+    rmtree,
+    sandbox_env,
+)
+from swesrl.utils import UserError
+
+log = logging.getLogger(__name__)
+
+LABEL = "swesrl.sandbox"
+LONG_COMMAND = 100_000
+CONDA_TESTBED = "/opt/miniconda3/envs/testbed/bin"
+_live: weakref.WeakSet = weakref.WeakSet()
+
+
+def _pid_start(pid: int) -> str:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def owner_labels() -> dict[str, str]:
+    pid = os.getpid()
+    return {
+        LABEL: "1",
+        "swesrl.owner_host": socket.gethostname(),
+        "swesrl.owner_pid": str(pid),
+        "swesrl.owner_start": _pid_start(pid),
+    }
+
+
+def docker_client(timeout: int = 120):
+    """A docker SDK client, or UserError (one line) when no daemon answers."""
+    import docker
+
+    try:
+        client = docker.from_env(timeout=timeout)
+        client.ping()
+    except Exception as e:
+        reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        raise UserError(
+            f"cannot reach the Docker daemon at {host} ({reason}); start dockerd or set DOCKER_HOST"
+        ) from None
+    return client
+
+
+def ensure_image(client, image: str) -> None:
+    import docker
+
+    try:
+        client.images.get(image)
+        return
+    except docker.errors.ImageNotFound:
+        pass
+    try:
+        log.debug("pulling %s", image)
+        client.images.pull(image)
+    except Exception:
+        raise UserError(
+            f"docker image not found: {image} (not local and cannot be pulled; "
+            "build the base image with docker/build_base_offline.sh)"
+        ) from None
+
+
+def _owner_alive(labels: dict[str, str]) -> bool:
+    if labels.get("swesrl.owner_host") != socket.gethostname():
+        return True  # another machine's container: not ours to judge
+    try:
+        pid = int(labels.get("swesrl.owner_pid", ""))
+        os.kill(pid, 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        pass
+    return _pid_start(pid) == labels.get("swesrl.owner_start", "")
+
+
+def gc(all_containers: bool = False, client=None) -> list[str]:
+    """Remove labelled sandbox containers whose owner process is gone (all of them with `all_containers`)."""
+    client = client or docker_client()
+    removed = []
+    for c in client.containers.list(all=True, filters={"label": f"{LABEL}=1"}):
+        if all_containers or not _owner_alive(c.labels):
+            try:
+                c.remove(force=True)
+                removed.append(c.name)
+            except Exception as e:  # already being removed
+                log.debug("gc: %s: %s", c.name, e)
+    return removed
+
+
+def _read_frames(raw: bytes, pending: bytearray, buf: OutputBuffer) -> None:
+    """Docker's multiplexed stream: 8-byte header (stream, 0, 0, 0, size) then the payload."""
+    pending += raw
+    while len(pending) >= 8:
+        (size,) = struct.unpack(">I", bytes(pending[4:8]))
+        if len(pending) < 8 + size:
+            break
+        buf.feed(bytes(pending[8 : 8 + size]))
+        del pending[: 8 + size]
+
+
+class DockerEnv:
+    """One container per task; see the module docstring."""
+
+    def __init__(
+        self, source: Path | None, base_commit: str, config: SandboxConfig, image: str | None = None
+    ):
+        self.config = config
+        self.image = image or config.image
+        self.container = None
+        self._closed = False
+        self._tar: Path | None = None
+        self.client = docker_client()
+        ensure_image(self.client, self.image)
+        self._env = {k: v for k, v in sandbox_env(config.env).items() if k != "PATH" or "PATH" in config.env}
+        self._exec_env: dict[str, str] = {}
+        try:
+            self._start()
+            if source is not None:
+                self._tar, self.base_commit = self._pack(Path(source), base_commit)
+                self._exec_checked(f"rm -rf {WORKDIR}", "clearing /testbed")
+                with open(self._tar, "rb") as f:
+                    self.container.put_archive("/", f)
+            else:  # the image holds the repository already (SWE-bench images)
+                out = self._exec_checked(
+                    f"cd {WORKDIR} && git rev-parse {base_commit}^{{commit}}", "finding the base commit"
+                )
+                self.base_commit = out.strip()
+            self._put_files({"str_replace_editor.py": editor_script()})
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self) -> None:
+        kw = {}
+        if not self.config.network:
+            kw["network_mode"] = "none"
+        self.container = self.client.containers.run(
+            self.image,
+            command=["sleep", "infinity"],
+            entrypoint=[],
+            detach=True,
+            init=True,
+            labels=owner_labels(),
+            name=f"swesrl-{uuid.uuid4().hex[:12]}",
+            working_dir="/",
+            hostname="sandbox",
+            mem_limit=self.config.memory,
+            memswap_limit=self.config.memory,
+            pids_limit=self.config.pids,
+            nano_cpus=int(self.config.cpus * 1e9),
+            environment=self._env,
+            **kw,
+        )
+        _live.add(self)
+        out = self._exec_checked(
+            f"mkdir -p {STATE_DIR} {WORKDIR} && echo $PATH && ls -d {CONDA_TESTBED} 2>/dev/null; true",
+            "preparing the container",
+        ).split()
+        if len(out) > 1 and "PATH" not in self.config.env:  # SWE-bench images: their conda env first
+            self._exec_env["PATH"] = f"{CONDA_TESTBED}:{out[0]}"
+
+    def _pack(self, source: Path, base_commit: str) -> tuple[Path, str]:
+        tmp = new_tempdir("swesrl-docker-")
+        try:
+            ws, commit = make_workspace(source, base_commit, tmp)
+            fd, name = tempfile.mkstemp(prefix="swesrl-testbed-", suffix=".tar")
+            os.close(fd)
+
+            def owner_root(ti: tarfile.TarInfo) -> tarfile.TarInfo:
+                ti.uid = ti.gid = 0
+                ti.uname = ti.gname = "root"
+                return ti
+
+            with tarfile.open(name, "w") as tar:
+                tar.add(ws, arcname=WORKDIR.lstrip("/"), filter=owner_root)
+            return Path(name), commit
+        finally:
+            rmtree(tmp)
+
+    def _put_files(self, files: dict[str, str]) -> None:
+        data = io.BytesIO()
+        with tarfile.open(fileobj=data, mode="w") as tar:
+            for name, text in files.items():
+                raw = text.encode("utf-8")
+                ti = tarfile.TarInfo(name)
+                ti.size, ti.mode, ti.mtime = len(raw), 0o644, int(time.time())
+                tar.addfile(ti, io.BytesIO(raw))
+        self.container.put_archive(STATE_DIR, data.getvalue())
+
+    # -- commands -------------------------------------------------------------------------
+    def execute(self, command: str, timeout: float | None = None) -> Observation:
+        return self._exec(command, timeout, self.config.max_output_bytes)
+
+    def _exec(self, command: str, timeout: float | None, limit: int) -> Observation:
+        if self._closed:
+            raise RuntimeError("environment is closed")
+        timeout = self.config.timeout if timeout is None else timeout
+        if len(command.encode()) > LONG_COMMAND:
+            name = f"cmd-{uuid.uuid4().hex[:8]}.sh"
+            self._put_files({name: command})
+            command = f"bash {STATE_DIR}/{name}; rc=$?; rm -f {STATE_DIR}/{name}; exit $rc"
+        marker = uuid.uuid4().hex
+        api = self.client.api
+        argv = [
+            "timeout",
+            "-s",
+            "KILL",
+            f"{timeout + 1:.3f}",
+            "sh",
+            "-c",
+            'exec bash -c "$1" 2>&1',
+            "sh",
+            command,
+        ]
+        exec_id = api.exec_create(
+            self.container.id,
+            argv,
+            workdir=WORKDIR,
+            environment={**self._exec_env, "SWESRL_EXEC": marker},
+            stdin=False,
+        )["Id"]
+        sock = api.exec_start(exec_id, socket=True)
+        raw = getattr(sock, "_sock", sock)
+        buf, pending = OutputBuffer(limit), bytearray()
+        start = time.monotonic()
+        deadline = start + timeout
+        timed_out = False
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    timed_out = True
+                    break
+                ready, _, _ = select.select([raw], [], [], min(left, 1.0))
+                if ready:
+                    chunk = raw.recv(1 << 16)
+                    if not chunk:
+                        break
+                    _read_frames(chunk, pending, buf)
+            if timed_out:
+                self._kill_marked(marker)
+        finally:
+            sock.close()
+        rc = self._exit_code(exec_id)
+        return Observation(buf.text(), -1 if timed_out else rc, timed_out)
+
+    def _exit_code(self, exec_id: str) -> int:
+        for _ in range(200):
+            info = self.client.api.exec_inspect(exec_id)
+            if not info.get("Running"):
+                return info.get("ExitCode") if info.get("ExitCode") is not None else -1
+            time.sleep(0.01)
+        return -1
+
+    def _kill_marked(self, marker: str) -> None:
+        """Kill every process whose environment holds this command's marker (its whole tree)."""
+        script = (
+            "for p in /proc/[0-9]*; do "
+            f'grep -qz "^SWESRL_EXEC={marker}$" "$p/environ" 2>/dev/null && kill -9 "${{p#/proc/}}"; '
+            "done; true"
+        )
+        try:
+            self.container.exec_run(["sh", "-c", script], user="root")
+        except Exception as e:
+            log.warning("could not kill timed-out command: %s", e)
+
+    def _exec_checked(self, script: str, what: str) -> str:
+        obs = self._exec(script, max(self.config.timeout, 600), 1 << 40)
+        if obs.returncode != 0:
+            raise RuntimeError(
+                f"{what} failed in container {self.container.name}: {obs.output.strip()[-500:]}"
+            )
+        return obs.output
+
+    # -- Environment protocol -------------------------------------------------------------
+    def diff(self) -> str:
+        return drop_binary_diffs(self._exec_checked(diff_script(self.base_commit), "diff"))
+
+    def reset(self) -> None:
+        try:
+            self._exec_checked(reset_script(self.base_commit), "reset")
+        except RuntimeError as e:
+            if self._tar is None:
+                raise
+            log.warning("%s; copying the repository in again", e)
+            self._exec_checked(f"rm -rf {WORKDIR} {STATE_DIR}/history.json", "clearing /testbed")
+            with open(self._tar, "rb") as f:
+                self.container.put_archive("/", f)
+        self._exec_checked("find /tmp -mindepth 1 -delete 2>/dev/null; true", "clearing /tmp")
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        _live.discard(self)
+        if self.container is not None:
+            try:
+                self.container.remove(force=True)
+            except Exception as e:
+                log.warning("could not remove container %s: %s", self.container.name, e)
+        if self._tar is not None:
+            self._tar.unlink(missing_ok=True)
+
+    def __enter__(self) -> DockerEnv:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+@atexit.register
+def _close_all() -> None:
+    for env in list(_live):
+        try:
+            env.close()
+        except Exception:
+            pass
