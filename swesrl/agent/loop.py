@@ -28,9 +28,11 @@ from swesrl.agent.prompts import (  # noqa: F401  (re-exported: the loop's publi
     render_task,
 )
 from swesrl.envs.base import Environment, Observation
+from swesrl.envs.tools import execute_action
 from swesrl.utils import atomic_write_json
 
-EXIT_STATUSES = ("submitted", "step_limit", "token_limit", "time_limit", "format_errors", "error")
+EXIT_STATUSES = ("submitted", "step_limit", "token_limit", "time_limit", "format_errors", "error", "stopped")
+"""`stopped`: a person ended `swesrl step` without submitting."""
 
 
 class Submitted(Exception):
@@ -58,6 +60,7 @@ class Agent:
         self.n_steps = self.n_format_errors = self.consecutive_format_errors = 0
         self.reviewed = False
         self.start = time.monotonic()
+        self.end: float | None = None
         self.info: dict[str, Any] = {"exit_status": None, "submission": ""}
 
     def query(self) -> str:
@@ -84,8 +87,6 @@ class Agent:
         return obs
 
     def execute(self, action: Action) -> Observation:
-        from swesrl.envs.tools import execute_action
-
         if action.name == "submit":
             patch = self.env.diff()
             if self.config.submit_review_template and not self.reviewed:
@@ -123,6 +124,7 @@ class Agent:
 
     def finish(self, status: str, submission: str, **extra: Any) -> None:
         self.info.update(exit_status=status, submission=submission, **extra)
+        self.end = time.monotonic()
 
     def trajectory(self) -> dict:
         info = {
@@ -131,7 +133,7 @@ class Agent:
             "model": getattr(self.model, "name", type(self.model).__name__),
             "n_steps": self.n_steps,
             "n_format_errors": self.n_format_errors,
-            "elapsed_s": round(time.monotonic() - self.start, 3),
+            "elapsed_s": round((self.end or time.monotonic()) - self.start, 3),
         }
         return {"instance_id": self.instance["instance_id"], "messages": self.messages, "info": info}
 

@@ -215,33 +215,73 @@ def replay_turns(traj: dict) -> list[str]:
     for step, response in zip(traj["steps"], traj["responses"], strict=False):
         if response is None:
             call = step.action or step.raw_action
-            response = f"{step.thought}\n\n{call}" if step.thought else call
+            response = "\n\n".join(x for x in (step.thought, call) if x)
         out.append(response)
     return out
 
 
+def message_trajectories(path: Path) -> list[dict] | None:
+    """Message-list trajectories (this project's, SWE-smith's) with their assistant turns verbatim,
+    malformed ones included; None when the file is in another format."""
+    from swesrl.training.data.readers import extract_task
+
+    text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+    try:
+        data = json.loads(text)
+        rows = data if isinstance(data, list) else [data]
+    except json.JSONDecodeError:
+        try:
+            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except json.JSONDecodeError:
+            return None
+    out = []
+    for row in rows:
+        msgs = row.get("messages") if isinstance(row, dict) else None
+        if not isinstance(msgs, list) or not all(
+            isinstance(m, dict) and isinstance(m.get("content"), str) for m in msgs
+        ):
+            return None
+        task = next((m["content"] for m in msgs if m.get("role") == "user"), "")
+        iid = row.get("instance_id") or (row.get("info") or {}).get("instance_id", "")
+        turns = [m["content"] for m in msgs if m.get("role") == "assistant"]
+        out.append({"instance_id": iid, "task_message": task, "task": extract_task(task), "turns": turns})
+    return out or None
+
+
+def read_any_trajectories(path: str | Path) -> list[dict]:
+    """Any format `swesrl.training.data` reads (SWE-agent .traj, mini-swe-agent, OpenAI tool calls, ...)."""
+    from swesrl.training.data.readers import read_trajectories
+
+    return [
+        {
+            "instance_id": t["instance_id"],
+            "task_message": t["task_message"],
+            "task": t["task"],
+            "turns": replay_turns(t),
+        }
+        for t in read_trajectories(path)
+    ]
+
+
 class ReplayModel:
-    """Replays the assistant turns of recorded trajectories (any format `swesrl.training.data`
-    reads), in order, one per query.
+    """Replays the assistant turns of recorded trajectories, in order, one per query: message-list
+    files verbatim, other formats through `swesrl.training.data`'s readers.
 
     The trajectory for a query is the only one in the file, or the one for `instance_id`, or the one
     whose task message opens the prompt's task message (or whose problem statement it holds). A prompt
     without assistant turns starts the episode over."""
 
     def __init__(self, path: str, instance_id: str | None = None):
-        from swesrl.training.data.readers import read_trajectories
-
         self.name = f"replay:{path}"
         if not Path(path).exists():
             raise UserError(f"trajectory file not found: {path}")
-        self.trajs = read_trajectories(path)
+        self.trajs = message_trajectories(Path(path)) or read_any_trajectories(path)
         if instance_id is not None:
             self.trajs = [t for t in self.trajs if t["instance_id"] == instance_id]
         if not self.trajs:
             raise UserError(
                 f"{path}: no readable trajectory" + (f" for {instance_id}" if instance_id else "")
             )
-        self.turns = [replay_turns(t) for t in self.trajs]
         self._cursor: dict[int, int] = {}
         self._lock = threading.Lock()
 
@@ -265,13 +305,11 @@ class ReplayModel:
             i = self._find(messages)
             if not any(m["role"] == "assistant" for m in messages):
                 self._cursor[i] = 0
-            k = self._cursor.get(i, 0)
-            if k >= len(self.turns[i]):
-                raise LookupError(
-                    f"replay exhausted: the recorded trajectory has {len(self.turns[i])} actions"
-                )
+            turns, k = self.trajs[i]["turns"], self._cursor.get(i, 0)
+            if k >= len(turns):
+                raise LookupError(f"replay exhausted: the recorded trajectory has {len(turns)} actions")
             self._cursor[i] = k + 1
-        return [self.turns[i][k]] * n
+        return [turns[k]] * n
 
 
 MODELS: dict[str, type] = {"hf": HFModel, "openai": OpenAIModel, "replay": ReplayModel}

@@ -1,0 +1,136 @@
+"""Batch runs: one sandbox and one episode per instance, in a thread pool, resumable.
+
+Output: `OUT/<instance_id>/traj.json` (saved after every step) and `OUT/preds.jsonl` in SWE-bench's
+predictions format (`instance_id, model_name_or_path, model_patch`), rewritten atomically after each
+instance. An instance whose trajectory has an exit status other than `error` is finished and skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import traceback
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+from swesrl.agent.loop import AgentConfig, run_agent
+from swesrl.utils import atomic_write_json, atomic_write_text, iter_jsonl, make_progress
+
+log = logging.getLogger(__name__)
+
+
+def traj_path(out: Path, instance_id: str) -> Path:
+    return Path(out) / instance_id / "traj.json"
+
+
+def finished_status(path: Path) -> str | None:
+    """The exit status of a saved trajectory, or None when it is missing, unreadable or unfinished."""
+    try:
+        status = json.loads(path.read_text(encoding="utf-8"))["info"]["exit_status"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return status if status and status != "error" else None
+
+
+def error_trajectory(instance: dict, model: Any, exc: BaseException) -> dict:
+    info = {
+        "exit_status": "error",
+        "submission": "",
+        "instance_id": instance["instance_id"],
+        "model": getattr(model, "name", type(model).__name__),
+        "n_steps": 0,
+        "exception": f"{type(exc).__name__}: {exc}",
+        "traceback": "".join(traceback.format_exception(exc)),
+    }
+    return {"instance_id": instance["instance_id"], "messages": [], "info": info}
+
+
+def run_instance(instance: dict, model: Any, config: AgentConfig, out: Path, mirror: Path | None) -> dict:
+    """One episode in a fresh sandbox; a failure to build or close the sandbox is an `error` trajectory."""
+    from swesrl.envs import env_for_instance
+
+    path = traj_path(out, instance["instance_id"])
+    traj = None
+    try:
+        with env_for_instance(instance, config.sandbox, mirror=mirror) as env:
+            traj = run_agent(instance, model, env, config, traj_path=path)
+    except Exception as e:
+        if traj is None:
+            traj = error_trajectory(instance, model, e)
+            atomic_write_json(path, traj)
+        else:
+            log.warning("%s: closing the sandbox failed: %s", instance["instance_id"], e)
+    return traj
+
+
+def run_batch(
+    instances: list[dict],
+    model: Any,
+    config: AgentConfig,
+    out: str | Path,
+    workers: int = 1,
+    mirror: str | Path | None = None,
+    instances_path: str | Path | None = None,
+    redo: bool = False,
+) -> Counter:
+    """Run every unfinished instance; returns a count of exit statuses (skipped ones included)."""
+    from swesrl.tasks.instances import default_mirror
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if mirror is None and instances_path is not None:
+        mirror = default_mirror(instances_path)
+    preds_path = out / "preds.jsonl"
+    preds = {p["instance_id"]: p for p in iter_jsonl(preds_path)} if preds_path.is_file() else {}
+    model_name = getattr(model, "name", type(model).__name__)
+    summary: Counter = Counter()
+    todo = []
+    for inst in instances:
+        status = None if redo else finished_status(traj_path(out, inst["instance_id"]))
+        if status:
+            summary[status] += 1
+        else:
+            todo.append(inst)
+    if len(todo) < len(instances):
+        log.info("resuming: %d of %d instances already finished", len(instances) - len(todo), len(instances))
+    lock = threading.Lock()
+
+    def record(traj: dict) -> None:
+        info = traj["info"]
+        with lock:
+            summary[info["exit_status"]] += 1
+            preds[traj["instance_id"]] = {
+                "instance_id": traj["instance_id"],
+                "model_name_or_path": model_name,
+                "model_patch": info.get("submission") or "",
+            }
+            atomic_write_text(
+                preds_path, "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in preds.values())
+            )
+        if info["exit_status"] == "error":
+            log.warning("%s: error: %s", traj["instance_id"], info.get("exception", "?"))
+
+    start = time.monotonic()
+    with make_progress() as progress, ThreadPoolExecutor(max_workers=workers) as pool:
+        task = progress.add_task("agent", total=len(todo), status="")
+        futures = {pool.submit(run_instance, inst, model, config, out, mirror): inst for inst in todo}
+        try:
+            for fut in as_completed(futures):
+                inst = futures[fut]
+                try:
+                    traj = fut.result()
+                except Exception as e:  # run_instance records its own failures; this is a last resort
+                    traj = error_trajectory(inst, model, e)
+                    atomic_write_json(traj_path(out, inst["instance_id"]), traj)
+                record(traj)
+                status = " ".join(f"{k}={v}" for k, v in sorted(summary.items()))
+                progress.update(task, advance=1, status=status)
+        except KeyboardInterrupt:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    log.info("ran %d instances in %.1fs", len(todo), time.monotonic() - start)
+    return summary
