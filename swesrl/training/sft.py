@@ -1,0 +1,155 @@
+"""SFT: the paper's baseline, and the warm-up before SRL for models that cannot yet follow the format.
+
+TRL's `SFTTrainer` on `sft.jsonl` (`{"messages": [...]}`, whole expert trajectories or steps) with
+the loss on assistant turns only (`assistant_only_loss`, which needs a chat template with
+`{% generation %}` markers: the tiny model's has them; for a model whose template lacks them,
+set `train.assistant_only_loss=false` or supply a template). Paper settings (7B):
+lr 5e-6, global batch 64, cosine schedule, warmup ratio 0.3, 3 epochs.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from pydantic import Field
+
+from swesrl.config import StrictModel, load_config
+from swesrl.training.srl import ModelConfig, latest_checkpoint, load_policy, world_size
+from swesrl.utils import UserError, iter_jsonl
+
+log = logging.getLogger(__name__)
+
+
+class SFTDataConfig(StrictModel):
+    path: str
+    """`sft.jsonl` from `swesrl data build` (rows: {"messages": [...]})."""
+    limit: int | None = None
+    """Use only the first N rows."""
+
+
+class SFTTrainConfig(StrictModel):
+    learning_rate: float = 5e-6
+    """Paper: 5e-6."""
+    global_batch_size: int = Field(64, ge=1)
+    """Sequences per optimizer step across all devices (paper: 64)."""
+    micro_batch_size: int = Field(1, ge=1)
+    """Sequences per device per forward/backward pass."""
+    lr_scheduler_type: str = "cosine"
+    warmup_ratio: float = Field(0.3, ge=0, lt=1)
+    num_epochs: float = 3.0
+    max_steps: int = -1
+    max_length: int | None = 32768
+    """Longer sequences are truncated."""
+    assistant_only_loss: bool = True
+    """Loss on assistant turns only."""
+    bf16: bool = False
+    seed: int = 0
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+
+
+class SFTOutputConfig(StrictModel):
+    dir: str = "runs/sft"
+    save_steps: int = 500
+    save_total_limit: int | None = 2
+    logging_steps: int = 10
+    report_to: list[str] = ["tensorboard"]
+    resume: bool = True
+    """Continue from the newest checkpoint in `dir` if there is one."""
+    plots: bool = True
+
+
+class SFTConfig(StrictModel):
+    model: ModelConfig
+    data: SFTDataConfig
+    train: SFTTrainConfig = SFTTrainConfig()
+    output: SFTOutputConfig = SFTOutputConfig()
+
+
+def load_sft_dataset(path: str | Path, limit: int | None = None):
+    from datasets import Dataset
+
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"SFT data not found: {p}")
+    rows = []
+    for i, row in enumerate(iter_jsonl(p), 1):
+        msgs = row.get("messages")
+        if not isinstance(msgs, list) or not all(isinstance(m, dict) and "role" in m for m in msgs):
+            raise UserError(
+                f"{p}:{i}: missing or invalid `messages` (expected a list of role/content messages)"
+            )
+        rows.append({"messages": [{"role": m["role"], "content": str(m.get("content") or "")} for m in msgs]})
+        if limit and len(rows) >= limit:
+            break
+    if not rows:
+        raise UserError(f"{p}: no rows")
+    return Dataset.from_list(rows)
+
+
+def train_sft(cfg: SFTConfig) -> dict:
+    from trl import SFTConfig as TRLSFTConfig
+    from trl import SFTTrainer
+
+    from swesrl.training.plots import MetricsFileCallback, plot_metrics
+
+    t, o = cfg.train, cfg.output
+    per_pass = t.micro_batch_size * world_size()
+    if t.global_batch_size % per_pass:
+        raise UserError(f"global_batch_size ({t.global_batch_size}) must be a multiple of {per_pass}")
+    dataset = load_sft_dataset(cfg.data.path, cfg.data.limit)
+    model, tokenizer = load_policy(cfg.model)
+    if t.assistant_only_loss and "generation" not in (tokenizer.chat_template or ""):
+        raise UserError(
+            f"{cfg.model.path}: the chat template has no {{% generation %}} markers, needed for the loss on "
+            "assistant turns only; set train.assistant_only_loss=false"
+        )
+    report_to = [r for r in o.report_to if r != "none"]
+    args = TRLSFTConfig(
+        output_dir=o.dir,
+        per_device_train_batch_size=t.micro_batch_size,
+        gradient_accumulation_steps=t.global_batch_size // per_pass,
+        learning_rate=t.learning_rate,
+        lr_scheduler_type=t.lr_scheduler_type,
+        warmup_steps=t.warmup_ratio,
+        num_train_epochs=t.num_epochs,
+        max_steps=t.max_steps,
+        max_length=t.max_length,
+        assistant_only_loss=t.assistant_only_loss,
+        bf16=t.bf16,
+        seed=t.seed,
+        weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm,
+        gradient_checkpointing=cfg.model.gradient_checkpointing,
+        save_steps=o.save_steps,
+        save_total_limit=o.save_total_limit,
+        logging_steps=o.logging_steps,
+        report_to=report_to or "none",
+    )
+    out_dir = Path(o.dir)
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        callbacks=[MetricsFileCallback(out_dir / "metrics.jsonl")],
+    )
+    resume = latest_checkpoint(out_dir) if o.resume else None
+    trainer.train(resume_from_checkpoint=resume)
+    trainer.save_model(str(out_dir / "final"))
+    tokenizer.save_pretrained(str(out_dir / "final"))
+    plots = plot_metrics(out_dir / "metrics.jsonl", out_dir / "plots") if o.plots else []
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    return {
+        "global_step": trainer.state.global_step,
+        "resumed_from": resume,
+        "final_model": str(out_dir / "final"),
+        "first_loss": losses[0] if losses else None,
+        "last_loss": losses[-1] if losses else None,
+        "plots": [str(p) for p in plots],
+    }
+
+
+def load_sft_config(config: str, overrides: list[str] | None = None) -> SFTConfig:
+    return load_config(SFTConfig, [config, *(overrides or [])])

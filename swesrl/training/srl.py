@@ -1,0 +1,445 @@
+"""SRL: GRPO on step-wise expert instances with the similarity reward and dynamic sampling.
+
+The algorithm (Deng et al. 2025), read top to bottom:
+1. Each row of `srl.jsonl` is one expert step: `prompt` (task + the last k expert steps) and
+   `expert_action`. For each of B prompts the policy samples G completions (`<think>...</think>`
+   then one action) at temperature 1.0.
+2. Reward: `swesrl.training.rewards.srl_reward` (2M/T of the action vs the expert's; -1 on a
+   format failure).
+3. Dynamic sampling: a prompt is kept only if the std of its G rewards is > epsilon; the batch
+   is refilled with fresh prompts until B are kept or `max_rounds` generation rounds are spent
+   (then the step is filled with filtered groups, whose advantages are zero, or stops).
+4. GRPO update (TRL's loss; group-normalised advantages, clipped ratio, KL coefficient 0 as in
+   the paper, max grad norm 1.0).
+
+Engine: TRL's `GRPOTrainer` (pinned 1.16.0), so generation through vLLM (server / colocate),
+DeepSpeed ZeRO-3 / FSDP via `accelerate launch`, checkpoints and resume, TensorBoard / W&B are
+TRL's and transformers'. The one extension is `SRLTrainer._generate_and_score_completions`
+(TRL's generate-then-score seam, also its refill point): it runs TRL's own generation and
+scoring once per round and keeps the groups that pass the filter. Refilling is exact on one
+process; with several processes a group's G rollouts may be split across ranks, so there the
+filter only logs the filtered fraction and TRL's zero advantages of the flat groups apply.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from swesrl.config import StrictModel, load_config
+from swesrl.utils import UserError, iter_jsonl
+
+log = logging.getLogger(__name__)
+
+
+class ModelConfig(StrictModel):
+    path: str
+    """Local folder or Hub name of the policy (a causal LM with a chat template)."""
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    """Weights dtype when loading."""
+    attn_implementation: str | None = None
+    """e.g. `flash_attention_2` or `sdpa`; None lets transformers choose."""
+    gradient_checkpointing: bool = False
+    """Trade compute for memory on large models."""
+
+
+class DataConfig(StrictModel):
+    path: str
+    """`srl.jsonl` from `swesrl data build` (rows: prompt messages + expert_action)."""
+    limit: int | None = None
+    """Use only the first N rows (smoke tests)."""
+
+
+class RewardConfig(StrictModel):
+    compare: Literal["text", "call", "canonical"] = "text"
+    """What is compared: the text after </think> (paper), the call only, or canonical calls."""
+    require_think: bool = True
+    """A completion without a closed </think> is a format failure (reward -1)."""
+
+
+class DynamicSamplingConfig(StrictModel):
+    enabled: bool = True
+    """Keep a prompt only if the std of its G rewards > epsilon and refill the batch (paper)."""
+    epsilon: float = 1e-6
+    """Std threshold below which a group counts as all-equal."""
+    max_rounds: int = Field(4, ge=1)
+    """Generation rounds per step, the first included, before giving up on filling the batch."""
+    on_exhausted: Literal["fill", "stop"] = "fill"
+    """After max_rounds with fewer than B kept: fill with filtered groups (zero advantage) or stop.
+    A step where no prompt at all had signal always stops, with a message saying why."""
+
+
+class TrainConfig(StrictModel):
+    prompts_per_step: int = Field(512, ge=1)
+    """B: prompts per optimizer step (paper: 512 for SRL)."""
+    num_generations: int = Field(8, ge=2)
+    """G: rollouts per prompt (paper: 8)."""
+    micro_batch_size: int = Field(8, ge=1)
+    """Completions per device per forward/backward pass; gradient accumulation makes up B*G."""
+    learning_rate: float = 5e-7
+    """Paper: 5e-7."""
+    lr_scheduler_type: str = "constant"
+    warmup_ratio: float = Field(0.0, ge=0, lt=1)
+    max_steps: int = -1
+    """Optimizer steps; -1 runs num_epochs over the data."""
+    num_epochs: float = 1.0
+    temperature: float = 1.0
+    """Sampling temperature (paper: 1.0)."""
+    top_p: float = 1.0
+    max_completion_length: int = 1024
+    """Tokens per completion (monologue + action)."""
+    beta: float = 0.0
+    """KL coefficient (paper: 0)."""
+    max_grad_norm: float = 1.0
+    clip_epsilon: float = 0.2
+    """PPO-style ratio clip."""
+    loss_type: str = "dapo"
+    """TRL loss aggregation: dapo, grpo, dr_grpo, bnpo."""
+    scale_rewards: Literal["group", "none"] = "group"
+    """Divide advantages by the group's std (GRPO) or not (Dr. GRPO)."""
+    num_iterations: int = 1
+    """Updates per generation batch (mu)."""
+    bf16: bool = False
+    """bf16 mixed precision (paper: on)."""
+    seed: int = 0
+    weight_decay: float = 0.0
+
+
+class GenerationConfig(StrictModel):
+    use_vllm: bool = False
+    """Generate with vLLM (`pip install swe-srl[vllm]`)."""
+    vllm_mode: Literal["server", "colocate"] = "server"
+    """server: a separate `trl vllm-serve` process; colocate: vLLM inside each training process."""
+    vllm_server_host: str = "0.0.0.0"
+    vllm_server_port: int = 8000
+    vllm_gpu_memory_utilization: float = 0.3
+    """Colocate mode: share of GPU memory vLLM may take."""
+    vllm_tensor_parallel_size: int = 1
+
+
+class OutputConfig(StrictModel):
+    dir: str = "runs/srl"
+    """Checkpoints, TensorBoard logs, metrics.jsonl, plots and the final model."""
+    save_steps: int = 50
+    save_total_limit: int | None = 3
+    logging_steps: int = 1
+    report_to: list[str] = ["tensorboard"]
+    """tensorboard, wandb, or none."""
+    resume: bool = True
+    """Continue from the newest checkpoint in `dir` if there is one."""
+    plots: bool = True
+    """Write PNG reward curves at the end."""
+
+
+class SRLConfig(StrictModel):
+    model: ModelConfig
+    data: DataConfig
+    reward: RewardConfig = RewardConfig()
+    dynamic_sampling: DynamicSamplingConfig = DynamicSamplingConfig()
+    train: TrainConfig = TrainConfig()
+    generation: GenerationConfig = GenerationConfig()
+    output: OutputConfig = OutputConfig()
+
+
+class DynamicSamplingExhausted(UserError):
+    """No prompt of a step had reward variance: GRPO has nothing to learn from."""
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def load_srl_dataset(path: str | Path, limit: int | None = None):
+    """`srl.jsonl` as a `datasets.Dataset` with `prompt` (messages) and `expert_action` columns."""
+    from datasets import Dataset
+
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"SRL data not found: {p}")
+    rows = []
+    for i, row in enumerate(iter_jsonl(p), 1):
+        for key, kind in (("prompt", list), ("expert_action", str)):
+            if not isinstance(row.get(key), kind):
+                raise UserError(f"{p}:{i}: missing or invalid `{key}` (expected {kind.__name__})")
+        rows.append(
+            {
+                "prompt": [{"role": m["role"], "content": m["content"]} for m in row["prompt"]],
+                "expert_action": row["expert_action"],
+                "instance_id": str(row.get("instance_id", "")),
+                "step": int(row.get("step", 0)),
+            }
+        )
+        if limit and len(rows) >= limit:
+            break
+    if not rows:
+        raise UserError(f"{p}: no rows")
+    return Dataset.from_list(rows)
+
+
+def load_policy(cfg: ModelConfig):
+    """(model, tokenizer); a missing model is one clear line."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    looks_local = cfg.path.startswith((".", "/", "~")) or cfg.path.count("/") != 1
+    if looks_local and not Path(cfg.path).expanduser().exists():
+        raise UserError(f"model not found: {cfg.path}")
+    dtype = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    kw: dict[str, Any] = {"dtype": dtype[cfg.dtype]}
+    if cfg.attn_implementation:
+        kw["attn_implementation"] = cfg.attn_implementation
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(cfg.path)
+        model = AutoModelForCausalLM.from_pretrained(cfg.path, **kw)
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot load model {cfg.path}: {str(e).splitlines()[0]}") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if not tokenizer.chat_template:
+        raise UserError(f"{cfg.path}: the tokenizer has no chat template")
+    return model, tokenizer
+
+
+def make_reward_func(cfg: RewardConfig):
+    from swesrl.training.rewards import FORMAT_FAILURE, srl_reward
+
+    def srl_similarity(completions, expert_action, log_metric=None, **kw):
+        rewards = srl_reward(completions, expert_action, compare=cfg.compare, require_think=cfg.require_think)
+        if log_metric is not None and rewards:
+            log_metric("format_failure_rate", sum(r == FORMAT_FAILURE for r in rewards) / len(rewards))
+        return rewards
+
+    return srl_similarity
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def grpo_args(cfg: SRLConfig):
+    from trl import GRPOConfig
+
+    t, g, o = cfg.train, cfg.generation, cfg.output
+    completions = t.prompts_per_step * t.num_generations
+    per_pass = t.micro_batch_size * world_size()
+    if completions % per_pass:
+        raise UserError(
+            f"prompts_per_step*num_generations ({completions}) must be a multiple of "
+            f"micro_batch_size*world_size ({per_pass})"
+        )
+    report_to = [r for r in o.report_to if r != "none"]
+    return GRPOConfig(
+        output_dir=o.dir,
+        per_device_train_batch_size=t.micro_batch_size,
+        gradient_accumulation_steps=completions // per_pass,
+        num_generations=t.num_generations,
+        learning_rate=t.learning_rate,
+        lr_scheduler_type=t.lr_scheduler_type,
+        warmup_steps=t.warmup_ratio,
+        max_steps=t.max_steps,
+        num_train_epochs=t.num_epochs,
+        temperature=t.temperature,
+        top_p=t.top_p,
+        max_completion_length=t.max_completion_length,
+        beta=t.beta,
+        max_grad_norm=t.max_grad_norm,
+        epsilon=t.clip_epsilon,
+        loss_type=t.loss_type,
+        scale_rewards=t.scale_rewards,
+        num_iterations=t.num_iterations,
+        bf16=t.bf16,
+        seed=t.seed,
+        weight_decay=t.weight_decay,
+        gradient_checkpointing=cfg.model.gradient_checkpointing,
+        use_vllm=g.use_vllm,
+        vllm_mode=g.vllm_mode,
+        vllm_server_host=g.vllm_server_host,
+        vllm_server_port=g.vllm_server_port,
+        vllm_gpu_memory_utilization=g.vllm_gpu_memory_utilization,
+        vllm_tensor_parallel_size=g.vllm_tensor_parallel_size,
+        save_steps=o.save_steps,
+        save_total_limit=o.save_total_limit,
+        logging_steps=o.logging_steps,
+        report_to=report_to or "none",
+        remove_unused_columns=False,
+        log_completions=False,
+        disable_tqdm=False,
+    )
+
+
+def make_trainer_class():
+    """SRLTrainer is built lazily so that importing this module does not import TRL."""
+    import torch
+    from trl import GRPOTrainer
+
+    from swesrl.training.grpo import dynamic_sampling_mask
+
+    left_pad = {"prompt_ids", "prompt_mask"}
+    right_pad = {
+        "completion_ids",
+        "completion_mask",
+        "old_per_token_logps",
+        "ref_per_token_logps",
+        "sampling_per_token_logps",
+        "importance_sampling_ratio",
+        "tool_mask",
+    }
+
+    def select_rows(out: dict, rows: torch.Tensor) -> dict:
+        return {k: (v[rows] if isinstance(v, torch.Tensor) and v.dim() > 0 else v) for k, v in out.items()}
+
+    def concat(parts: list[dict], pad_id: int) -> dict:
+        from trl.trainer.utils import pad
+
+        merged = dict(parts[0])
+        for key, value in parts[0].items():
+            if key == "num_items_in_batch" or not isinstance(value, torch.Tensor) or value.dim() == 0:
+                continue
+            tensors = [t for p in parts for t in p[key]]
+            if value.dim() == 1:
+                merged[key] = torch.stack(tensors)
+            elif key in left_pad or key in right_pad:
+                fill = pad_id if key.endswith("_ids") else (1 if key == "tool_mask" else 0)
+                side = "left" if key in left_pad else "right"
+                merged[key] = pad(tensors, padding_value=fill, padding_side=side)
+            else:
+                raise UserError(f"dynamic sampling cannot merge the batch field {key!r} (multimodal inputs?)")
+        mask = merged["completion_mask"] * merged.get("tool_mask", 1)
+        merged["num_items_in_batch"] = mask.sum()
+        return merged
+
+    class SRLTrainer(GRPOTrainer):
+        """GRPOTrainer plus the paper's dynamic sampling (filter + refill)."""
+
+        def __init__(self, *args, dynamic_sampling: DynamicSamplingConfig | None = None, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.ds = dynamic_sampling or DynamicSamplingConfig(enabled=False)
+            self._refill_rng = random.Random(self.args.seed)
+            self._last_rewards: torch.Tensor | None = None
+            if self.ds.enabled and self.accelerator.num_processes > 1:
+                log.warning("dynamic sampling: refill runs on one process only; logging the filter only")
+
+        def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+            rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+            weights = self.reward_weights.to(rewards_per_func.device).unsqueeze(0)
+            self._last_rewards = (rewards_per_func * weights).nansum(dim=1)  # (N*G,) all processes
+            return rewards_per_func
+
+        def _scored_round(self, inputs):
+            start = time.perf_counter()
+            out = super()._generate_and_score_completions(inputs)
+            n_tokens = self.accelerator.gather(out["completion_mask"].sum()).sum().item()
+            mode = "train" if self.model.training else "eval"
+            self._metrics[mode]["tokens_per_second"].append(n_tokens / max(time.perf_counter() - start, 1e-9))
+            keep = dynamic_sampling_mask(self._last_rewards, self.num_generations, self.ds.epsilon)
+            return out, keep
+
+        def _refill_inputs(self, n_prompts: int) -> list[dict]:
+            ds = self.train_dataset
+            idx = [self._refill_rng.randrange(len(ds)) for _ in range(n_prompts)]
+            return [dict(ds[i]) for i in idx for _ in range(self.num_generations)]
+
+        def _generate_and_score_completions(self, inputs):
+            mode = "train" if self.model.training else "eval"
+            G = self.num_generations if mode == "train" else self.num_generations_eval
+            out, keep = self._scored_round(inputs)
+            if mode != "train" or not self.ds.enabled:
+                return out
+            if self.accelerator.num_processes > 1:
+                self._metrics[mode]["dynamic_sampling/filtered_fraction"].append(
+                    1 - keep.float().mean().item()
+                )
+                return out
+            target = len(inputs) // G
+            kept_parts, flat_parts = [], []
+            n_kept = n_seen = rounds = 0
+            while True:
+                rounds += 1
+                n_seen += keep.numel()
+                rows = torch.arange(keep.numel() * G, device=keep.device).view(-1, G)  # (N, G)
+                kept_parts.append(select_rows(out, rows[keep].reshape(-1)))
+                flat_parts.append(select_rows(out, rows[~keep].reshape(-1)))
+                n_kept += int(keep.sum())
+                if n_kept >= target or rounds >= self.ds.max_rounds:
+                    break
+                missing = target - n_kept
+                rate = max(n_kept / n_seen, 0.25)
+                out, keep = self._scored_round(self._refill_inputs(min(int(missing / rate) + 1, 4 * target)))
+            self._metrics[mode]["dynamic_sampling/filtered_fraction"].append(1 - n_kept / n_seen)
+            self._metrics[mode]["dynamic_sampling/rounds"].append(rounds)
+            self._metrics[mode]["dynamic_sampling/kept_prompts"].append(min(n_kept, target))
+            if n_kept == 0:
+                raise DynamicSamplingExhausted(
+                    f"dynamic sampling: all {n_seen} prompts sampled in {rounds} rounds had equal rewards "
+                    f"for their {G} rollouts (std <= {self.ds.epsilon}), so GRPO has no signal; "
+                    "e.g. every completion failed the format (-1): warm the model up with SFT, raise "
+                    "train.temperature, or check the reward settings"
+                )
+            if n_kept < target:
+                if self.ds.on_exhausted == "stop":
+                    raise DynamicSamplingExhausted(
+                        f"dynamic sampling: only {n_kept}/{target} prompts had reward variance after "
+                        f"{rounds} rounds (set dynamic_sampling.on_exhausted=fill to train on them anyway)"
+                    )
+                log.warning(
+                    "dynamic sampling: %d/%d prompts kept after %d rounds; filling with zero-advantage groups",
+                    n_kept,
+                    target,
+                    rounds,
+                )
+            parts = [p for p in kept_parts if p["advantages"].numel()]
+            merged = concat(
+                parts + [p for p in flat_parts if p["advantages"].numel()], self._tokenizer.pad_token_id
+            )
+            return select_rows(merged, torch.arange(target * G, device=merged["advantages"].device))
+
+    return SRLTrainer
+
+
+def latest_checkpoint(out_dir: str | Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(out_dir)) if Path(out_dir).is_dir() else None
+
+
+def train_srl(cfg: SRLConfig) -> dict:
+    """Run SRL; return a summary (final step, last metrics, output folder)."""
+    from swesrl.training.plots import MetricsFileCallback, plot_metrics
+
+    dataset = load_srl_dataset(cfg.data.path, cfg.data.limit)
+    model, tokenizer = load_policy(cfg.model)
+    args = grpo_args(cfg)
+    out_dir = Path(cfg.output.dir)
+    trainer = make_trainer_class()(
+        model=model,
+        reward_funcs=[make_reward_func(cfg.reward)],
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        dynamic_sampling=cfg.dynamic_sampling,
+        callbacks=[MetricsFileCallback(out_dir / "metrics.jsonl")],
+    )
+    resume = latest_checkpoint(out_dir) if cfg.output.resume else None
+    if resume:
+        log.info("resuming from %s", resume)
+    trainer.train(resume_from_checkpoint=resume)
+    trainer.save_model(str(out_dir / "final"))
+    tokenizer.save_pretrained(str(out_dir / "final"))
+    plots = plot_metrics(out_dir / "metrics.jsonl", out_dir / "plots") if cfg.output.plots else []
+    last = next((h for h in reversed(trainer.state.log_history) if "reward" in h), {})
+    return {
+        "global_step": trainer.state.global_step,
+        "resumed_from": resume,
+        "final_model": str(out_dir / "final"),
+        "metrics": last,
+        "plots": [str(p) for p in plots],
+    }
+
+
+def load_srl_config(config: str, overrides: list[str] | None = None) -> SRLConfig:
+    return load_config(SRLConfig, [config, *(overrides or [])])
