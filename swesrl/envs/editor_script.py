@@ -1,7 +1,8 @@
 """str_replace_editor with SWE-agent's semantics and messages, run by python3 *inside* the sandbox.
 
 Standalone (standard library only, Python 3.6+; no capture_output) so it runs in any task image. Called as
-`python3 str_replace_editor.py <base64 of a JSON object of string parameters>`; the undo history
+`python3 str_replace_editor.py <base64 of a JSON object of string parameters>` (or `-` to read
+it from stdin); the undo history
 lives in a JSON file beside this script, outside the repository and its diff.
 """
 
@@ -289,7 +290,8 @@ def run(params):
 
 
 def main():
-    params = json.loads(base64.b64decode(sys.argv[1]).decode("utf-8"))
+    payload = sys.stdin.read() if sys.argv[1] == "-" else sys.argv[1]
+    params = json.loads(base64.b64decode("".join(payload.split())).decode("utf-8"))
     out = sys.stdout.buffer if hasattr(sys.stdout, "buffer") else sys.stdout
     try:
         text, code = run(params), 0

@@ -15,8 +15,13 @@ from swesrl.envs.common import EDITOR_PATH
 
 
 def editor_command(params: dict[str, str]) -> str:
+    """The shell command running the editor; big payloads go through a here-document on stdin
+    (one execve argument is capped at 128 KiB)."""
     payload = base64.b64encode(json.dumps(params, ensure_ascii=False).encode("utf-8")).decode("ascii")
-    return f"python3 {EDITOR_PATH} {shlex.quote(payload)}"
+    if len(payload) < 64_000:
+        return f"python3 {EDITOR_PATH} {shlex.quote(payload)}"
+    lines = "\n".join(payload[i : i + 76] for i in range(0, len(payload), 76))
+    return f"python3 {EDITOR_PATH} - <<'SWESRL_PAYLOAD'\n{lines}\nSWESRL_PAYLOAD"
 
 
 def execute_action(env: Environment, action, timeout: float | None = None) -> Observation:
