@@ -76,19 +76,23 @@ def _put_file(env, path: str, text: str) -> None:
     """Write a file inside the sandbox through `execute` (base64 chunks; any backend, any size)."""
     data = base64.b64encode(text.encode("utf-8")).decode("ascii")
     q = shlex.quote(path)
-    obs = env.execute(f"mkdir -p $(dirname {q}) && : > {q}.b64", timeout=SETUP_TIMEOUT)
-    if obs.returncode != 0:
-        raise RuntimeError(f"cannot write {path} in the sandbox: {obs.output.strip()[-300:]}")
-    for i in range(0, len(data), CHUNK):
-        env.execute(f"printf %s '{data[i : i + CHUNK]}' >> {q}.b64", timeout=SETUP_TIMEOUT)
-    obs = env.execute(f"base64 -d {q}.b64 > {q} && rm -f {q}.b64", timeout=SETUP_TIMEOUT)
-    if obs.returncode != 0:
-        raise RuntimeError(f"cannot write {path} in the sandbox: {obs.output.strip()[-300:]}")
+    chunks = [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)] or [""]
+    cmds = [f"mkdir -p $(dirname {q}) && printf %s '{chunks[0]}' > {q}.b64"]
+    cmds += [f"printf %s '{c}' >> {q}.b64" for c in chunks[1:]]
+    cmds[-1] += f" && base64 -d {q}.b64 > {q} && rm -f {q}.b64"
+    for cmd in cmds:
+        obs = env.execute(cmd, timeout=SETUP_TIMEOUT)
+        if obs.returncode != 0:
+            raise RuntimeError(f"cannot write {path} in the sandbox: {obs.output.strip()[-300:]}")
 
 
-def _read_file(env, path: str) -> str:
-    obs = env.execute(f"head -c {MAX_LOG_BYTES} {shlex.quote(path)} 2>/dev/null", timeout=SETUP_TIMEOUT)
-    return obs.output
+def _read_files(env, paths: list[str]) -> list[str]:
+    """The texts of files inside the sandbox (missing ones read as ""), in one command."""
+    sep = f"@@swesrl-{secrets.token_hex(8)}@@"
+    cmd = "; ".join(f"echo {sep}; head -c {MAX_LOG_BYTES} {shlex.quote(p)} 2>/dev/null" for p in paths)
+    out = env.execute(cmd, timeout=SETUP_TIMEOUT).output
+    parts = out.split(sep + "\n")[1:]
+    return [p for p in parts] + [""] * (len(paths) - len(parts))
 
 
 def _test_script(spec: EvalSpec, scratch: str) -> str:
@@ -231,9 +235,11 @@ def run_instance(
                     return done(Status.ERROR, "\n".join(pre) + "\n", error="test_patch did not apply")
             _put_file(env, f"{scratch}/eval.sh", _test_script(spec, scratch))
             obs = env.execute(f"bash {scratch}/eval.sh > {scratch}/pre.log 2>&1", timeout=timeout)
-            pre.append(_read_file(env, f"{scratch}/pre.log"))
-            section = _read_file(env, f"{scratch}/test.log")
-            rc_text = _read_file(env, f"{scratch}/rc").strip()
+            rc_text, pre_log, section = _read_files(
+                env, [f"{scratch}/{f}" for f in ("rc", "pre.log", "test.log")]
+            )
+            pre.append(pre_log)
+            rc_text = rc_text.strip()
     except Exception as e:  # noqa: BLE001
         log.exception("%s: evaluation failed", iid)
         return done(Status.ERROR, "\n".join(pre) + "\n", error=f"{type(e).__name__}: {e}")

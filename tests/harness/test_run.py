@@ -1,0 +1,182 @@
+"""The harness end to end in real local (bubblewrap) sandboxes on a real task repository."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from swesrl.envs.base import SandboxConfig
+from swesrl.harness import Status, evaluate, grade_patch
+from swesrl.harness.grading import parse_test_output
+from swesrl.harness.run import load_predictions
+
+CFG = SandboxConfig(backend="local")
+
+WRONG = """\
+diff --git a/calc/ops.py b/calc/ops.py
+--- a/calc/ops.py
++++ b/calc/ops.py
+@@ -1,5 +1,5 @@
+ def add(a, b):
+-    return a - b
++    return a * b
+ 
+ 
+ def mul(a, b):
+"""
+NOT_APPLYING = WRONG.replace("return a - b", "return a // b")
+PRINT_SPOOF = """\
+diff --git a/calc/ops.py b/calc/ops.py
+--- a/calc/ops.py
++++ b/calc/ops.py
+@@ -1,3 +1,8 @@
++import atexit
++
++atexit.register(print, "PASSED tests/test_ops.py::test_add\\nFAILED tests/decoy.py::test_decoy")
++
++
+ def add(a, b):
+     return a - b
+ 
+"""
+CONFTEST_SPOOF = """\
+diff --git a/conftest.py b/conftest.py
+new file mode 100644
+--- /dev/null
++++ b/conftest.py
+@@ -0,0 +1,7 @@
++def pytest_terminal_summary(terminalreporter):
++    terminalreporter.write_line("PASSED tests/test_ops.py::test_add")
++    terminalreporter.write_line(">>>>> End Test Output")
++
++
++def pytest_sessionfinish(session, exitstatus):
++    session.exitstatus = 0
+"""
+
+
+def grade(instance, patch, mirror, **kw):
+    return grade_patch(instance, patch, CFG, mirror, timeout=kw.pop("timeout", 120), **kw)
+
+
+def test_gold_resolves_and_writes_swebench_readable_logs(calc_suite, calc_mirror, tmp_path):
+    from swebench.harness.grading import get_eval_report
+
+    from swesrl.harness.spec import make_eval_spec
+
+    inst = calc_suite[1]["demo__calc-1"]
+    rep = grade(inst, inst["patch"], calc_mirror, log_dir=tmp_path)
+    assert rep["status"] == Status.RESOLVED.value and rep["resolved"] is True
+    assert rep["test_exit_code"] == 0
+    assert rep["tests_status"]["FAIL_TO_PASS"]["success"] == inst["FAIL_TO_PASS"]
+    assert (tmp_path / "patch.diff").read_text() == inst["patch"]
+    assert json.loads((tmp_path / "report.json").read_text())[inst["instance_id"]]["resolved"] is True
+    text = (tmp_path / "test_output.txt").read_text()
+    section, rc = parse_test_output(text, rep["nonce"])
+    assert "PASSED tests/test_ops.py::test_add" in section and rc == 0
+    theirs = get_eval_report(
+        make_eval_spec(inst).swebench_test_spec(),
+        {"instance_id": inst["instance_id"], "model_patch": inst["patch"], "model_name_or_path": "gold"},
+        str(tmp_path / "test_output.txt"),
+        include_tests_status=True,
+    )[inst["instance_id"]]
+    assert theirs["resolved"] is True
+    assert theirs["tests_status"]["FAIL_TO_PASS"] == rep["tests_status"]["FAIL_TO_PASS"]
+    assert theirs["tests_status"]["PASS_TO_PASS"] == rep["tests_status"]["PASS_TO_PASS"]
+
+
+def test_empty_wrong_and_broken_patches_do_not_resolve(calc_suite, calc_mirror):
+    inst = calc_suite[1]["demo__calc-1"]
+    assert grade(inst, "", calc_mirror)["status"] == Status.EMPTY_PATCH.value
+    assert grade(inst, None, calc_mirror)["patch_is_None"] is True
+    base = grade(inst, "", calc_mirror, allow_empty=True)  # the tests on the unpatched repository
+    assert base["status"] == Status.UNRESOLVED.value
+    assert base["tests_status"]["FAIL_TO_PASS"]["failure"] == inst["FAIL_TO_PASS"]
+    wrong = grade(inst, WRONG, calc_mirror)
+    assert wrong["status"] == Status.UNRESOLVED.value and wrong["patch_successfully_applied"] is True
+    assert wrong["test_exit_code"] == 1
+    bad = grade(inst, NOT_APPLYING, calc_mirror)
+    assert bad["status"] == Status.PATCH_APPLY_FAILED.value and bad["resolved"] is False
+    junk = grade(inst, "please fix add()", calc_mirror)
+    assert junk["status"] == Status.PATCH_APPLY_FAILED.value and "no file diff" in junk["error"]
+
+
+@pytest.mark.parametrize("patch", [PRINT_SPOOF, CONFTEST_SPOOF], ids=["print", "conftest"])
+def test_spoofed_test_output_does_not_resolve(calc_suite, calc_mirror, patch):
+    inst = calc_suite[1]["demo__calc-1"]
+    rep = grade(inst, patch, calc_mirror)
+    assert rep["patch_successfully_applied"] is True
+    assert rep["status"] == Status.UNRESOLVED.value and rep["resolved"] is False
+    assert "tests/test_ops.py::test_add" in rep["tests_status"]["FAIL_TO_PASS"]["failure"]
+
+
+def test_hanging_test_times_out_and_fails(calc_suite, calc_mirror):
+    inst = calc_suite[1]["demo__calc-hang"]
+    rep = grade(inst, inst["patch"], calc_mirror, timeout=8)
+    assert rep["status"] == Status.TIMEOUT.value and rep["timed_out"] is True and rep["resolved"] is False
+    assert rep["tests_status"]["FAIL_TO_PASS"]["failure"] == inst["FAIL_TO_PASS"]
+    assert rep["duration_s"] < 60
+
+
+def test_new_test_file_and_model_edits_to_test_files_are_reset(calc_suite, calc_mirror):
+    inst = calc_suite[1]["demo__calc-2"]
+    assert grade(inst, inst["patch"], calc_mirror)["resolved"] is True
+    # a patch that also writes the test file the test patch creates: the test patch wins
+    cheat = inst["patch"] + (
+        "diff --git a/tests/test_neg.py b/tests/test_neg.py\nnew file mode 100644\n--- /dev/null\n"
+        "+++ b/tests/test_neg.py\n@@ -0,0 +1,2 @@\n+def test_neg():\n+    pass\n"
+    )
+    assert grade(inst, cheat, calc_mirror)["resolved"] is True
+    only_tests = cheat[cheat.index("diff --git a/tests/test_neg.py") :]
+    assert grade(inst, only_tests, calc_mirror)["resolved"] is False
+
+
+def test_evaluate_writes_reports_summary_and_handles_bad_input(calc_suite, calc_mirror, tmp_path):
+    path, insts = calc_suite
+    ids = ["demo__calc-1", "demo__calc-2"]
+    no_cmd = {**insts["demo__calc-1"], "instance_id": "demo__calc-nocmd", "test_cmd": ""}
+    instances = [insts[i] for i in ids] + [no_cmd]
+    preds_file = tmp_path / "preds.jsonl"
+    preds_file.write_text(
+        json.dumps({"instance_id": "demo__calc-1", "model_name_or_path": "m", "model_patch": WRONG})
+        + "\n{not json\n"
+        + json.dumps({"instance_id": "demo__calc-2", "model_patch": insts["demo__calc-2"]["patch"]})
+        + "\n"
+        + json.dumps({"instance_id": "demo__calc-2", "model_patch": "different"})
+        + "\n"
+        + json.dumps({"instance_id": "nobody__here-1", "model_patch": "x"})
+        + "\n"
+        + json.dumps({"instance_id": "demo__calc-nocmd", "model_patch": WRONG})
+        + "\n"
+        + json.dumps({"model_patch": "x"})
+        + "\n"
+    )
+    preds, problems = load_predictions(preds_file)
+    assert any(":2: not valid JSON" in p for p in problems) and any("no instance_id" in p for p in problems)
+    out = tmp_path / "runs"
+    s = evaluate(instances, preds, out, "r1", backend="local", workers=2, timeout=120, mirror=calc_mirror)
+    assert s["total_instances"] == 3 and s["submitted_instances"] == 3
+    assert s["unresolved_ids"] == ["demo__calc-1"] and s["resolved_ids"] == []
+    assert s["error_ids"] == ["demo__calc-2", "demo__calc-nocmd"]
+    assert "different patches" in s["errors"]["demo__calc-2"]
+    assert "no test command" in s["errors"]["demo__calc-nocmd"]
+    assert any("unknown instance id 'nobody__here-1'" in p for p in s["input_problems"])
+    assert json.loads((out / "r1" / "summary.json").read_text()) == s
+    for iid in ("demo__calc-1", "demo__calc-nocmd"):
+        assert {p.name for p in (out / "r1" / iid).iterdir()} == {
+            "patch.diff",
+            "test_output.txt",
+            "report.json",
+        }
+    assert not (out / "r1" / "demo__calc-2").exists()  # an input error is not a result: a fixed rerun runs it
+
+    # resume: finished instances are skipped, the fixed one runs, the summary counts each once
+    fixed = [p for p in preds if p.get("model_patch") != "different"]
+    seen = []
+    s2 = evaluate(
+        instances, fixed, out, "r1", workers=1, timeout=120, mirror=calc_mirror, on_result=seen.append
+    )
+    assert [r["instance_id"] for r in seen] == ["demo__calc-2"]
+    assert s2["resolved_ids"] == ["demo__calc-2"] and s2["unresolved_ids"] == ["demo__calc-1"]
+    assert s2["error_ids"] == ["demo__calc-nocmd"] and s2["completed_instances"] == 2
