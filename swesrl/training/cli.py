@@ -199,3 +199,54 @@ def data_verify(
     )
     if summary["verified"] == 0:
         raise UserError("no trajectory could be verified (see the report)")
+
+
+# ---- swesrl train / swesrl export (issue 7: trainer) ------------------------------------------
+
+_CONFIG_HELP = "YAML config: a path or a bundled name (srl_tiny.yaml, srl_qwen7b.yaml, ...)."
+_OVERRIDE_HELP = "Override a config value, e.g. -c train.learning_rate=1e-6 (repeatable)."
+
+
+def _print_summary(title: str, summary: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_header=False)
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            for k in (
+                "reward",
+                "reward_std",
+                "dynamic_sampling/filtered_fraction",
+                "format_failure_rate",
+                "loss",
+            ):
+                if k in value:
+                    table.add_row(k, f"{value[k]:.4g}")
+        elif isinstance(value, list):
+            table.add_row(key, f"{len(value)} files")
+        else:
+            table.add_row(key, str(value))
+    Console().print(table)
+
+
+@train_app.command("srl")
+def train_srl_cmd(
+    config: str = typer.Option(..., "--config", help=_CONFIG_HELP),
+    override: list[str] = typer.Option(None, "--override", "-c", help=_OVERRIDE_HELP),
+) -> None:
+    """SRL: GRPO on step-wise expert instances, similarity reward, dynamic sampling (TRL GRPOTrainer)."""
+    from swesrl.training.srl import load_srl_config, train_srl
+
+    _print_summary("SRL", train_srl(load_srl_config(config, override)))
+
+
+@train_app.command("sft")
+def train_sft_cmd(
+    config: str = typer.Option(..., "--config", help=_CONFIG_HELP),
+    override: list[str] = typer.Option(None, "--override", "-c", help=_OVERRIDE_HELP),
+) -> None:
+    """SFT on sft.jsonl with the loss on assistant turns only (TRL SFTTrainer)."""
+    from swesrl.training.sft import load_sft_config, train_sft
+
+    _print_summary("SFT", train_sft(load_sft_config(config, override)))
