@@ -250,7 +250,8 @@ def parse_search_replace(text: str, files: dict[str, str]) -> tuple[dict[str, st
         if path is None and len(known) == 1:
             path = known[0]
         if path is None:
-            problems.append(f"edit {k}: cannot tell which file it edits (path line {raw!r})")
+            what = f"file {raw!r} was not shown" if raw else "no file path line before it"
+            problems.append(f"edit {k}: {what}")
             continue
         if search == replace:
             continue
@@ -343,6 +344,17 @@ def make_patch(old: dict[str, str], new: dict[str, str]) -> str:
                 (root / p).parent.mkdir(parents=True, exist_ok=True)
                 (root / p).write_text(old[p], encoding="utf-8")
         git("add", "-A")
+        git(
+            "-c",
+            "user.name=swesrl",
+            "-c",
+            "user.email=swesrl@localhost",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "base",
+        )
         for p, t in changed.items():
             (root / p).parent.mkdir(parents=True, exist_ok=True)
             (root / p).write_text(t, encoding="utf-8")
