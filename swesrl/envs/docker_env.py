@@ -43,6 +43,24 @@ log = logging.getLogger(__name__)
 
 LABEL = "swesrl.sandbox"
 LONG_COMMAND = 100_000
+# Kill every process whose environment holds SWESRL_EXEC=$M except this shell and its parent, with
+# bash builtins only (no fork: it must work when a fork bomb has used up the pids limit).
+KILL_MARKED = r"""
+for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+  found=0
+  for p in /proc/[0-9]*; do
+    pid=${p#/proc/}
+    if [ "$pid" = "$$" ] || [ "$pid" = "$PPID" ]; then continue; fi
+    while IFS= read -r -d '' v; do
+      if [ "$v" = "SWESRL_EXEC=$M" ]; then kill -9 "$pid" 2>/dev/null; found=1; break; fi
+    done 2>/dev/null < "$p/environ"
+  done
+  [ "$found" = 0 ] && break
+done
+"""
+# Run the command with stderr merged into stdout; afterwards kill what it left running, as the local
+# backend's pid namespace does, so both backends agree that no process outlives its command.
+WRAPPER = 'bash -c "$1" 2>&1\nrc=$?\nM=$SWESRL_EXEC\n' + KILL_MARKED + "exit $rc\n"
 CONDA_TESTBED = "/opt/miniconda3/envs/testbed/bin"
 _live: weakref.WeakSet = weakref.WeakSet()
 
@@ -292,16 +310,19 @@ class DockerEnv:
         return -1
 
     def _kill_marked(self, marker: str) -> None:
-        """Kill every process whose environment holds this command's marker (its whole tree)."""
-        script = (
-            "for p in /proc/[0-9]*; do "
-            f'grep -qz "^SWESRL_EXEC={marker}$" "$p/environ" 2>/dev/null && kill -9 "${{p#/proc/}}"; '
-            "done; true"
-        )
+        """Kill every process whose environment holds this command's marker (its whole tree);
+        restart the container if not even that can run (e.g. a fork bomb holds every pid)."""
         try:
-            self.container.exec_run(["sh", "-c", script], user="root")
+            res = self.container.exec_run(["bash", "-c", f"M={marker}\n{KILL_MARKED}"], user="root")
+            if res.exit_code == 0:
+                return
+            reason = res.output.decode(errors="replace").strip()[-200:]
         except Exception as e:
-            log.warning("could not kill timed-out command: %s", e)
+            reason = str(e)[:200]
+        log.warning(
+            "could not kill the timed-out command (%s); restarting container %s", reason, self.container.name
+        )
+        self.container.restart(timeout=0)
 
     def _exec_checked(self, script: str, what: str) -> str:
         obs = self._exec(script, max(self.config.timeout, 600), 1 << 40)
