@@ -44,6 +44,11 @@ class HFModel:
     def __init__(
         self, path: str, device: str | None = None, dtype: str | None = None, max_new_tokens: int = 1024
     ):
+        local = Path(path)
+        if local.is_dir() and not (local / "config.json").is_file():
+            raise UserError(f"cannot load hf model {path}: no config.json in that folder")
+        if not local.exists() and (path.startswith(("/", ".", "~")) or path.count("/") > 1):
+            raise UserError(f"cannot load hf model {path}: no such folder")
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
