@@ -12,6 +12,7 @@ import sys
 import typer
 from rich.console import Console
 
+from swesrl import demo as demo_module
 from swesrl.agent import cli as agent_cli
 from swesrl.envs import cli as envs_cli
 from swesrl.harness import cli as harness_cli
@@ -41,6 +42,7 @@ app.add_typer(training_cli.export_app, name="export")
 for _module in (agent_cli, harness_cli, training_cli):
     for _name, _fn in getattr(_module, "COMMANDS", {}).items():
         app.command(_name)(_fn)
+app.command("demo")(demo_module.demo)
 
 
 def main() -> None:
