@@ -119,7 +119,7 @@ def eval_cmd(
         retry_errors=retry_errors,
     )  # fmt: skip
     for p in problems:
-        console.print(f"[yellow]warning:[/] {p}", highlight=False)
+        console.print(f"[yellow]warning:[/] {p}", highlight=False, soft_wrap=True)
     if gold:
         res = validate_dataset(insts, out, run_id or "validate", **kw)
         t = Table(title=f"dataset validation ({instances})")
@@ -129,18 +129,20 @@ def eval_cmd(
         t.add_row(str(res["total_instances"]), str(res["valid_instances"]), str(res["broken_instances"]))
         console.print(t)
         for iid, why in res["broken"].items():
-            console.print(f"[red]broken[/] {iid}: {'; '.join(why)}", highlight=False)
-        console.print(f"validation report: {Path(out) / ((run_id or 'validate') + '.validation.json')}")
+            console.print(f"[red]broken[/] {iid}: {'; '.join(why)}", highlight=False, soft_wrap=True)
+        console.print(
+            f"validation report: {Path(out) / ((run_id or 'validate') + '.validation.json')}", soft_wrap=True
+        )
         return
     preds, pproblems = load_predictions(predictions)
     for p in pproblems:
-        console.print(f"[yellow]warning:[/] {p}", highlight=False)
+        console.print(f"[yellow]warning:[/] {p}", highlight=False, soft_wrap=True)
     if not preds:
         raise UserError(f"{predictions}: no usable predictions")
     rid = run_id or predictions.stem
     summary = evaluate(insts, preds, out, rid, **kw)
     for p in summary["input_problems"]:
-        console.print(f"[yellow]warning:[/] {p}", highlight=False)
+        console.print(f"[yellow]warning:[/] {p}", highlight=False, soft_wrap=True)
     t = Table(title=f"swesrl eval {rid}")
     for col in ("total", "submitted", "completed", "resolved", "unresolved", "empty patch", "error"):
         t.add_column(col, justify="right")
@@ -160,8 +162,8 @@ def eval_cmd(
     )
     console.print(t)
     for iid, why in summary["errors"].items():
-        console.print(f"[red]error[/] {iid}: {why}", highlight=False)
-    console.print(f"summary: {Path(out) / rid / 'summary.json'}")
+        console.print(f"[red]error[/] {iid}: {why}", highlight=False, soft_wrap=True)
+    console.print(f"summary: {Path(out) / rid / 'summary.json'}", soft_wrap=True)
 
 
 def oracle_cmd(
@@ -208,6 +210,7 @@ def oracle_cmd(
         f"{res['written']} prediction(s) ({res['skipped']} already there, {res['empty']} empty, "
         f"{res['parse_problems']} with parse problems) -> {res['predictions']}",
         highlight=False,
+        soft_wrap=True,
     )
 
 

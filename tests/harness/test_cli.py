@@ -1,0 +1,133 @@
+"""`swesrl eval` as a user runs it: bundled tasks, SIGKILL and resume, dataset validation, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from swesrl.harness import evaluate
+from swesrl.tasks import build_suite
+from swesrl.tasks.instances import load_instances
+
+
+def swesrl(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "swesrl", *args], capture_output=True, text=True, **kw)
+
+
+@pytest.fixture(scope="module")
+def bundled(tmp_path_factory):
+    """Four bundled tasks with mixed predictions: two gold, one empty, one that does not apply."""
+    root = tmp_path_factory.mktemp("bundled")
+    path = build_suite(root / "suite", n=4, seed=3)
+    insts = load_instances(path)
+    preds = [
+        {"instance_id": insts[0]["instance_id"], "model_name_or_path": "m", "model_patch": insts[0]["patch"]},
+        {"instance_id": insts[1]["instance_id"], "model_name_or_path": "m", "model_patch": insts[1]["patch"]},
+        {"instance_id": insts[2]["instance_id"], "model_name_or_path": "m", "model_patch": ""},
+        {"instance_id": insts[3]["instance_id"], "model_name_or_path": "m", "model_patch": "--- a/x\n+++ b/x\n@@ -1 +1 @@\n-nope\n+yes\n"},
+    ]  # fmt: skip
+    pf = root / "preds.jsonl"
+    pf.write_text("".join(json.dumps(p) + "\n" for p in preds))
+    return path, insts, pf
+
+
+def normalised(summary: dict) -> dict:
+    return {k: v for k, v in summary.items() if k not in ("run_id", "input_problems")}
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_summary(bundled, tmp_path):
+    path, insts, pf = bundled
+    out = tmp_path / "runs"
+    args = ["eval", "-i", str(path), "-p", str(pf), "-o", str(out), "--run-id", "killed", "--timeout", "300"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "swesrl", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    first = out / "killed" / insts[0]["instance_id"] / "report.json"
+    deadline = time.monotonic() + 240
+    while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert first.exists(), "the run ended before it could be killed mid-way"
+    reports = list((out / "killed").glob("*/report.json"))
+    assert 1 <= len(reports) < 4 and not (out / "killed" / "summary.json").exists()
+    for r in reports:  # what is on disk is whole
+        json.loads(r.read_text())
+
+    r = swesrl(*args, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "resuming killed" in r.stdout + r.stderr
+    resumed = json.loads((out / "killed" / "summary.json").read_text())
+    preds = [json.loads(x) for x in pf.read_text().splitlines()]
+    full = evaluate(
+        insts, preds, out, "uninterrupted", timeout=300, mirror=path.parent / "repos", progress=False
+    )
+    assert normalised(resumed) == normalised(full)
+    assert resumed["resolved_ids"] == sorted(i["instance_id"] for i in insts[:2])  # gold resolves
+    assert resumed["empty_patch_ids"] == [insts[2]["instance_id"]]
+    assert resumed["patch_apply_failed_ids"] == [insts[3]["instance_id"]]
+    assert resumed["total_instances"] == 4 and resumed["submitted_instances"] == 4
+
+
+def test_gold_validation_lists_broken_instances(calc_suite, tmp_path):
+    path, insts = calc_suite
+    good = insts["demo__calc-1"]
+    broken = {**good, "instance_id": "demo__calc-broken", "FAIL_TO_PASS": ["tests/test_ops.py::test_mul"]}
+    f = tmp_path / "instances.jsonl"
+    f.write_text(json.dumps(good) + "\n" + json.dumps(broken) + "\n")
+    r = swesrl("eval", "-i", str(f), "--gold", "-o", str(tmp_path / "v"), "--repo-mirror", str(path.parent / "repos"),
+               "--workers", "2", "--timeout", "120")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "broken demo__calc-broken: empty patch resolves" in " ".join(r.stderr.split())
+    res = json.loads((tmp_path / "v" / "validate.validation.json").read_text())
+    assert res["valid_instances"] == 1 and list(res["broken"]) == ["demo__calc-broken"]
+
+
+def test_bad_input_gives_one_line_errors(calc_suite, tmp_path):
+    path, insts = calc_suite
+    r = swesrl("eval", "-i", str(path), "-o", str(tmp_path))
+    assert (
+        r.returncode == 2 and "give --predictions FILE, or --gold" in r.stderr and "Traceback" not in r.stderr
+    )
+    r = swesrl("eval", "-i", str(tmp_path / "none.jsonl"), "-p", str(tmp_path / "p.jsonl"))
+    assert r.returncode == 2 and "instances file not found" in r.stderr
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{oops\n")
+    r = swesrl("eval", "-i", str(path), "-p", str(bad), "-o", str(tmp_path))
+    assert (
+        r.returncode == 2
+        and "bad.jsonl:1: not valid JSON" in r.stderr
+        and "no usable predictions" in r.stderr
+    )
+    # duplicate instance ids in the instances file: that id is left out, the others still run
+    dup = tmp_path / "dup.jsonl"
+    one = insts["demo__calc-1"]
+    dup.write_text(
+        "".join(json.dumps(x) + "\n" for x in (one, {**one, "FAIL_TO_PASS": []}, insts["demo__calc-2"]))
+    )
+    preds = tmp_path / "p.jsonl"
+    preds.write_text(json.dumps({"instance_id": "demo__calc-2", "model_patch": ""}) + "\n")
+    r = swesrl("eval", "-i", str(dup), "-p", str(preds), "-o", str(tmp_path / "o"),
+               "--repo-mirror", str(path.parent / "repos"))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "demo__calc-1 appears several times" in " ".join(r.stderr.split())
+    s = json.loads((tmp_path / "o" / "p" / "summary.json").read_text())
+    assert s["total_instances"] == 1 and s["empty_patch_ids"] == ["demo__calc-2"]
+
+
+def test_help_texts():
+    for cmd in ("eval", "oracle"):
+        r = swesrl(cmd, "--help")
+        assert r.returncode == 0 and "--instances" in r.stdout
+    assert Path(__file__).exists()
