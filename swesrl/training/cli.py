@@ -250,3 +250,31 @@ def train_sft_cmd(
     from swesrl.training.sft import load_sft_config, train_sft
 
     _print_summary("SFT", train_sft(load_sft_config(config, override)))
+
+
+@export_app.command("verl")
+def export_verl_cmd(
+    data: str = typer.Option(..., "--data", help="srl.jsonl from `swesrl data build`."),
+    out: str = typer.Option(
+        ..., "--out", "-o", help="Output folder: train.parquet, test.parquet, srl_reward.py."
+    ),
+    val_fraction: float = typer.Option(0.0, "--val-fraction", help="Share of rows for test.parquet."),
+    seed: int = typer.Option(0, "--seed", help="Shuffle seed for the split."),
+    compare: str = typer.Option(
+        "text", "--compare", help="Reward comparison: text (paper), call, canonical."
+    ),
+) -> None:
+    """Export SRL data as verl parquet plus a `compute_score` reward module."""
+    from rich.console import Console
+
+    from swesrl.training.export import export_verl
+    from swesrl.utils import UserError
+
+    if compare not in ("text", "call", "canonical"):
+        raise UserError(f"--compare must be text, call or canonical, got {compare!r}")
+    summary = export_verl(data, out, val_fraction=val_fraction, seed=seed, compare=compare)
+    Console().print(
+        f"wrote {summary.get('train', 0)} train / {summary.get('test', 0)} test rows and srl_reward.py to {out}\n"
+        f"verl: data.train_files={out}/train.parquet custom_reward_function.path={out}/srl_reward.py "
+        "custom_reward_function.name=compute_score"
+    )
