@@ -77,6 +77,23 @@ def _digest(obj: Any) -> bytes:
     return hashlib.blake2b(json.dumps(obj, ensure_ascii=False).encode(), digest_size=16).digest()
 
 
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False)
+
+
+def _messages_json(messages: list[dict], cache: dict[tuple[str, str], str]) -> str:
+    """JSON of a message list; each distinct message is encoded once per trajectory (system and task
+    messages and kept steps repeat across a trajectory's rows)."""
+    parts = []
+    for m in messages:
+        key = (m["role"], m["content"])
+        js = cache.get(key)
+        if js is None:
+            js = cache[key] = _dumps({"role": m["role"], "content": m["content"]})
+        parts.append(js)
+    return "[" + ", ".join(parts) + "]"
+
+
 def build_dataset(
     paths: list[str | Path],
     out_dir: str | Path,
@@ -149,9 +166,12 @@ def build_dataset(
                 drops.add(d)
             n_used += 1
             steps_per_traj.append(len(traj["steps"]))
+            cache: dict[tuple[str, str], str] = {}
             for row in rows:
+                prompt_json = _messages_json(row["prompt"], cache)
+                action_json = _dumps(row["expert_action"])
                 if opts.dedupe:
-                    key = _digest([row["prompt"], row["expert_action"]])
+                    key = hashlib.blake2b((prompt_json + action_json).encode(), digest_size=16).digest()
                     if key in seen_rows:
                         drops.add(
                             Dropped(f"{where} step {row['step']}", "duplicate_step", "same prompt and action")
@@ -162,7 +182,11 @@ def build_dataset(
                     prompt_lengths.append(budget.count_messages(row["prompt"]))
                 else:
                     prompt_lengths.append(sum(len(m["content"]) for m in row["prompt"]))
-                srl.write(json.dumps(row, ensure_ascii=False) + "\n")
+                srl.write(
+                    f'{{"instance_id": {_dumps(row["instance_id"])}, "step": {row["step"]}, "n_steps": {row["n_steps"]}, '
+                    f'"prompt": {prompt_json}, "expert_action": {action_json}, '
+                    f'"expert_thought": {_dumps(row["expert_thought"])}}}\n'
+                )
                 n_rows += 1
             conv = sft_conversation(messages, traj)
             if len(conv["messages"]) > 2:

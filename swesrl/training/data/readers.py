@@ -12,6 +12,8 @@
   `<returncode>`/`<output>` tags, "ran successfully and did not produce any output" = "").
 - `responses[i]` is the assistant message of step i verbatim where it is in our XML format
   (SWE-smith, this project), else None: full-history prompts then repeat it as the agent had it.
+- `observation_messages[i]` (this project's trajectories only) is the observation message verbatim,
+  so prompts rebuilt from our own runs are byte-identical even where the template clipped output.
 
 Formats (detected per record, `source_format`): `swesrl` (this project: SWE-smith messages + info),
 `swesmith` (`{"messages", "instance_id"}`), `sweagent` (`.traj`: xml / thought-action / function
@@ -29,6 +31,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, TypedDict
+
+from typing_extensions import NotRequired
 
 from swesrl.agent.actions import FormatError, format_action, parse_action, split_thought
 
@@ -51,6 +55,8 @@ class Trajectory(TypedDict):
     source_format: str
     source: str
     info: dict
+    observation_messages: NotRequired[list[str | None]]
+    """This project's own trajectories: each observation message verbatim (None: none followed)."""
 
 
 @dataclass
@@ -223,8 +229,8 @@ def _norm_messages(messages: list) -> list[dict]:
     return out
 
 
-def _from_messages(messages: list[dict], fmt: str) -> tuple[str | None, str, list[Step], list]:
-    """(system, task message, steps, responses) of an OpenAI-style message list."""
+def _from_messages(messages: list[dict], fmt: str) -> tuple[str | None, str, list[Step], list, list]:
+    """(system, task message, steps, responses, rendered observations) of an OpenAI-style message list."""
     system = messages[0]["content"] if messages and messages[0]["role"] == "system" else None
     rest = messages[1:] if system is not None else messages
     i = next((j for j, m in enumerate(rest) if m["role"] == "user"), None)
@@ -233,6 +239,7 @@ def _from_messages(messages: list[dict], fmt: str) -> tuple[str | None, str, lis
     task_message = rest[i]["content"]
     steps: list[Step] = []
     responses: list[str | None] = []
+    rendered: list[str | None] = []
     turns = rest[i + 1 :]
     j = 0
     while j < len(turns):
@@ -262,16 +269,21 @@ def _from_messages(messages: list[dict], fmt: str) -> tuple[str | None, str, lis
                 obs = "\n".join(unwrap_observation(o["content"]) for o in match)
                 steps.append(Step(thought if n == 0 else "", action, raw_s, obs))
                 responses.append(None)
+                if fmt == "swesrl":
+                    rendered.append(None)
             continue
         content = m["content"]
-        if fmt in ("swesmith", "swesrl"):
+        xml = fmt in ("swesmith", "swesrl")
+        if xml:
             thought, action, raw = _xml_step(content)
         else:
             thought, action, raw = _text_step(content)
         obs = "\n".join(unwrap_observation(o["content"]) for o in obs_msgs)
         steps.append(Step(thought, action, raw, obs))
-        responses.append(content if "<function=" in content else None)
-    return system, task_message, steps, responses
+        responses.append(content if xml or "<function=" in content else None)
+        if fmt == "swesrl":
+            rendered.append("\n".join(o["content"] for o in obs_msgs) if obs_msgs else None)
+    return system, task_message, steps, responses, rendered
 
 
 def _resolved(*dicts: dict) -> bool | None:
@@ -398,7 +410,7 @@ def normalise(record: Any, source: str) -> Trajectory | Dropped:
                 else _maybe_json(rec.get("messages") or rec.get("trajectory") or rec.get("history"))
             )
             messages = _norm_messages(raw_msgs)
-            system, task_message, steps, responses = _from_messages(messages, fmt)
+            system, task_message, steps, responses, rendered = _from_messages(messages, fmt)
             info = rec.get("info") if isinstance(rec.get("info"), dict) else {}
             iid = (
                 rec.get("instance_id")
@@ -417,6 +429,8 @@ def normalise(record: Any, source: str) -> Trajectory | Dropped:
                 source=source,
                 info=info,
             )
+            if rendered:
+                traj["observation_messages"] = rendered
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         return Dropped(source, "malformed", f"{fmt}: {e}")
     if not any(s.action for s in traj["steps"]):

@@ -85,12 +85,15 @@ def agent_messages(
     messages = initial_messages(config, task_instance(traj, instance))
     if system_prompt is not None:
         messages[0]["content"] = system_prompt
-    for step, response in zip(traj["steps"], traj["responses"], strict=True):
+    verbatim = traj.get("observation_messages") or [None] * len(traj["steps"])
+    for step, response, seen in zip(traj["steps"], traj["responses"], verbatim, strict=True):
         content = (
             response if response is not None else assistant_turn(step.thought, step.action or step.raw_action)
         )
         messages.append({"role": "assistant", "content": content})
-        if step.action is None and response is not None:
+        if seen is not None:
+            obs = seen
+        elif step.action is None and response is not None:
             try:
                 parse_action(response)
                 obs = render_observation(config, Observation(step.observation, 0))
