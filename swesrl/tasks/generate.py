@@ -41,7 +41,7 @@ OWNER = "swesrl-bench"
 MAX_N = 2000
 """Largest suite: 390 repository names x at most ~6 tasks each, with room to spare."""
 TASKS_PER_REPO = 6
-TEST_CMD = "python3 -m pytest -rA -p no:cacheprovider {test_file}"
+TEST_CMD = "PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 python3 -m pytest -rA -p no:cacheprovider {test_file}"
 _PREFIXES = tuple(
     [
         "amber",
