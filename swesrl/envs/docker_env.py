@@ -44,19 +44,24 @@ log = logging.getLogger(__name__)
 LABEL = "swesrl.sandbox"
 LONG_COMMAND = 100_000
 # Kill every process whose environment holds SWESRL_EXEC=$M except this shell and its parent, with
-# bash builtins only (no fork: it must work when a fork bomb has used up the pids limit).
+# bash builtins only (no fork: it must work when a fork bomb has used up the pids limit). Processes
+# are stopped first (a stopped process cannot fork) until three scans find no new one, then killed.
 KILL_MARKED = r"""
-for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
-  found=0
+stopped=" "
+quiet=0
+while [ "$quiet" -lt 3 ]; do
+  new=0
   for p in /proc/[0-9]*; do
     pid=${p#/proc/}
+    case "$stopped" in *" $pid "*) continue ;; esac
     if [ "$pid" = "$$" ] || [ "$pid" = "$PPID" ]; then continue; fi
     while IFS= read -r -d '' v; do
-      if [ "$v" = "SWESRL_EXEC=$M" ]; then kill -9 "$pid" 2>/dev/null; found=1; break; fi
+      if [ "$v" = "SWESRL_EXEC=$M" ]; then kill -STOP "$pid" 2>/dev/null; stopped="$stopped$pid "; new=1; break; fi
     done 2>/dev/null < "$p/environ"
   done
-  [ "$found" = 0 ] && break
+  if [ "$new" = 0 ]; then quiet=$((quiet + 1)); else quiet=0; fi
 done
+for pid in $stopped; do kill -KILL "$pid" 2>/dev/null; done
 """
 # Run the command with stderr merged into stdout; afterwards kill what it left running, as the local
 # backend's pid namespace does, so both backends agree that no process outlives its command.
@@ -258,17 +263,7 @@ class DockerEnv:
             command = f"bash {STATE_DIR}/{name}; rc=$?; rm -f {STATE_DIR}/{name}; exit $rc"
         marker = uuid.uuid4().hex
         api = self.client.api
-        argv = [
-            "timeout",
-            "-s",
-            "KILL",
-            f"{timeout + 1:.3f}",
-            "sh",
-            "-c",
-            'exec bash -c "$1" 2>&1',
-            "sh",
-            command,
-        ]
+        argv = ["timeout", "-s", "KILL", f"{timeout + 5:.3f}", "bash", "-c", WRAPPER, "bash", command]
         exec_id = api.exec_create(
             self.container.id,
             argv,
