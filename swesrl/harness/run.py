@@ -156,12 +156,21 @@ def _apply_patch(env, scratch: str) -> tuple[bool, str]:
 
 
 def _open_env(instance: Instance, spec: EvalSpec, config: SandboxConfig, mirror):
+    """A fresh sandbox at base_commit. Docker: SWE-bench-style instances (classic fallback, swebench 5)
+    and instances whose repository is not in the mirror use the repository inside their image."""
     from swesrl.envs import env_for_instance
+    from swesrl.tasks.instances import repo_source
 
+    cfg = config.model_copy(update={"max_output_bytes": max(config.max_output_bytes, MAX_LOG_BYTES + 4096)})
+    if config.backend == "docker" and spec.image and (
+        spec.kind in ("classic", "eval_script") or repo_source(instance, mirror) is None
+    ):
+        from swesrl.envs.docker_env import DockerEnv
+
+        return DockerEnv(None, instance["base_commit"], cfg, image=spec.image)
     inst = dict(instance)
     if spec.image and config.backend == "docker":
         inst["image_name"] = spec.image
-    cfg = config.model_copy(update={"max_output_bytes": max(config.max_output_bytes, MAX_LOG_BYTES + 4096)})
     return env_for_instance(inst, cfg, mirror)
 
 

@@ -180,3 +180,68 @@ def test_evaluate_writes_reports_summary_and_handles_bad_input(calc_suite, calc_
     assert [r["instance_id"] for r in seen] == ["demo__calc-2"]
     assert s2["resolved_ids"] == ["demo__calc-2"] and s2["unresolved_ids"] == ["demo__calc-1"]
     assert s2["error_ids"] == ["demo__calc-nocmd"] and s2["completed_instances"] == 2
+
+
+@pytest.mark.docker
+def test_docker_backend_grades_like_local(docker_client, calc_suite, calc_mirror, tmp_path):
+    inst = calc_suite[1]["demo__calc-1"]
+    cfg = SandboxConfig(backend="docker")
+    gold = grade_patch(inst, inst["patch"], cfg, calc_mirror, timeout=120)
+    assert gold["status"] == Status.RESOLVED.value and gold["backend"] == "docker"
+    assert grade_patch(inst, CONFTEST_SPOOF, cfg, calc_mirror, timeout=120)["resolved"] is False
+    hang = calc_suite[1]["demo__calc-hang"]
+    rep = grade_patch(hang, hang["patch"], cfg, calc_mirror, timeout=8)
+    assert rep["status"] == Status.TIMEOUT.value
+
+
+@pytest.fixture
+def official_style_image(docker_client, calc_suite, calc_mirror, tmp_path):
+    """A local stand-in for an official SWE-bench image: the repository at /testbed and installed, `pytest`.
+    Tagged under a test namespace with SWE-bench's naming, as `--namespace` would find it."""
+    import io
+    import subprocess
+    import tarfile
+
+    from swesrl.harness.spec import official_image
+
+    inst = calc_suite[1]["demo__calc-1"]
+    work = tmp_path / "testbed"
+    subprocess.run(["git", "clone", "-q", str(calc_mirror / "demo__calc.git"), str(work)], check=True)
+    subprocess.run(["git", "-C", str(work), "checkout", "-q", inst["base_commit"]], check=True)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.add(work, arcname="testbed")
+    image = official_image("pallets__flask-9999", "swesrltest")
+    c = docker_client.containers.run("swesrl/base:latest", ["sleep", "60"], detach=True, network_mode="none")
+    try:
+        c.put_archive("/", buf.getvalue())
+        c.exec_run(["ln", "-sf", "/usr/bin/pytest-3", "/usr/local/bin/pytest"])
+        # the package is installed, as `pip install -e .` leaves it in the official images
+        c.exec_run(["sh", "-c", "echo /testbed > /usr/lib/python3/dist-packages/testbed.pth"])
+        repo, tag = image.rsplit(":", 1)
+        c.commit(repository=repo, tag=tag)
+    finally:
+        c.remove(force=True)
+    yield image
+    docker_client.images.remove(image, force=True)
+
+
+@pytest.mark.docker
+def test_classic_instance_uses_official_image_and_default_test_command(
+    official_style_image, calc_suite, tmp_path
+):
+    """A SWE-bench instance with only the classic fields (no test_cmd, no mirror): the fallback picks
+    the official image name and the repository's default command with the test patch's files."""
+    src = calc_suite[1]["demo__calc-1"]
+    classic = {
+        k: src[k] for k in ("base_commit", "patch", "test_patch", "FAIL_TO_PASS", "PASS_TO_PASS", "version")
+    }
+    classic.update(instance_id="pallets__flask-9999", repo="pallets/flask", problem_statement="add is wrong")
+    cfg = SandboxConfig(backend="docker")
+    rep = grade_patch(
+        classic, classic["patch"], cfg, None, timeout=120, namespace="swesrltest", log_dir=tmp_path
+    )
+    log = (tmp_path / "test_output.txt").read_text()
+    assert rep["kind"] == "classic" and rep["status"] == Status.RESOLVED.value, log
+    rep = grade_patch(classic, WRONG, cfg, mirror=None, timeout=120, namespace="swesrltest")
+    assert rep["status"] == Status.UNRESOLVED.value
