@@ -131,20 +131,22 @@ def write_input(path: Path, n: int, seed: int = 0) -> int:
     return steps
 
 
-def child(inp: str, out: str) -> None:
+def child(inp: str, out: str, workers: str) -> None:
     """Runs in a fresh interpreter: the build alone, then prints its time and peak RSS as JSON."""
     from swesrl.training.data import BuildOptions, build_dataset
 
     t0 = time.perf_counter()
-    stats = build_dataset([inp], out, BuildOptions())
+    stats = build_dataset([inp], out, BuildOptions(), workers=int(workers))
     wall = time.perf_counter() - t0
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    child_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     sizes = {p.name: p.stat().st_size for p in Path(out).iterdir()}
     print(
         json.dumps(
             {
                 "wall_s": wall,
                 "peak_rss_mb": rss_mb,
+                "worker_peak_rss_mb": child_rss_mb,
                 "instances": stats["instances"],
                 "trajectories": stats["trajectories_used"],
                 "bytes": sizes,
@@ -153,8 +155,9 @@ def child(inp: str, out: str) -> None:
     )
 
 
-def run_build(inp: Path, out: Path) -> dict:
-    cmd = [sys.executable, __file__, "--child", str(inp), str(out)]
+def run_build(inp: Path, out: Path, workers: int) -> dict:
+    """Peak RSS is the main process's (workers' own peaks are reported by RUSAGE_CHILDREN there)."""
+    cmd = [sys.executable, __file__, "--child", str(inp), str(out), str(workers)]
     r = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(r.stdout.strip().splitlines()[-1])
 
@@ -163,7 +166,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--trajectories", type=int, default=5000)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "data.json"))
-    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes for the parallel run")
+    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(*args.child)
@@ -171,22 +175,30 @@ def main() -> None:
     load_before = os.getloadavg()
     rows = []
     with tempfile.TemporaryDirectory(prefix="swesrl-bench-data-") as tmp:
-        for n in (max(args.trajectories // 5, 1), args.trajectories):
-            inp = Path(tmp) / f"traj{n}.jsonl"
-            t0 = time.perf_counter()
-            n_steps = write_input(inp, n)
-            gen_s = time.perf_counter() - t0
-            res = run_build(inp, Path(tmp) / f"out{n}")
+        small = max(args.trajectories // 5, 1)
+        plan = [(small, 1), (args.trajectories, 1)] + (
+            [(args.trajectories, args.workers)] if args.workers > 1 else []
+        )
+        inputs: dict[int, tuple[Path, int, float]] = {}
+        for n, workers in plan:
+            if n not in inputs:
+                inp = Path(tmp) / f"traj{n}.jsonl"
+                t0 = time.perf_counter()
+                inputs[n] = (inp, write_input(inp, n), time.perf_counter() - t0)
+            inp, n_steps, gen_s = inputs[n]
+            out = Path(tmp) / f"out{n}-{workers}"
+            res = run_build(inp, out, workers)
             rows.append(
                 {
                     "trajectories": n,
+                    "workers": workers,
                     "steps": n_steps,
                     "input_mb": round(inp.stat().st_size / 2**20, 1),
                     "generate_s": round(gen_s, 1),
                     **res,
                 }
             )
-            for p in Path(tmp).glob(f"out{n}/*.jsonl"):
+            for p in out.glob("*.jsonl"):
                 p.unlink()
     result = {
         "machine": {
@@ -198,12 +210,13 @@ def main() -> None:
         "runs": rows,
     }
     print(
-        f"{'trajectories':>12} {'steps':>8} {'instances':>9} {'input MB':>8} {'srl.jsonl MB':>12} {'build s':>8} {'inst/s':>8} {'peak RSS MB':>11}"
+        f"{'trajectories':>12} {'workers':>7} {'steps':>8} {'instances':>9} {'input MB':>8} {'srl.jsonl MB':>12} "
+        f"{'build s':>8} {'inst/s':>8} {'peak RSS MB':>11} {'worker RSS MB':>13}"
     )
     for r in rows:
         print(
-            f"{r['trajectories']:>12} {r['steps']:>8} {r['instances']:>9} {r['input_mb']:>8} "
-            f"{r['bytes']['srl.jsonl'] / 2**20:>12.0f} {r['wall_s']:>8.1f} {r['instances'] / r['wall_s']:>8.0f} {r['peak_rss_mb']:>11.0f}"
+            f"{r['trajectories']:>12} {r['workers']:>7} {r['steps']:>8} {r['instances']:>9} {r['input_mb']:>8} "
+            f"{r['bytes']['srl.jsonl'] / 2**20:>12.0f} {r['wall_s']:>8.1f} {r['instances'] / r['wall_s']:>8.0f} {r['peak_rss_mb']:>11.0f} {r['worker_peak_rss_mb']:>13.0f}"
         )
     print(
         f"load average before/after: {result['machine']['loadavg_before']} / {result['machine']['loadavg_after']} on {os.cpu_count()} CPUs"

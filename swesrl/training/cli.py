@@ -79,6 +79,9 @@ def data_build(
     config: list[str] = typer.Option(
         [], "--config", "-c", help="Agent config YAML files or key=value overrides (templates, context)."
     ),
+    workers: int = typer.Option(
+        1, "--workers", "-w", help="Processes that cut trajectories (same output, same order)."
+    ),
 ) -> None:
     """Cut expert trajectories into step-wise SRL instances and SFT conversations (streaming)."""
     from rich.console import Console
@@ -114,7 +117,7 @@ def data_build(
             if s["read"] % 50 == 1:
                 progress.update(task, completed=s["read"], status=f"{s['instances']} instances")
 
-        stats = build_dataset(files, out, opts, config=agent_config, on_trajectory=tick)
+        stats = build_dataset(files, out, opts, config=agent_config, on_trajectory=tick, workers=workers)
     console = Console()
     console.print(
         f"{stats['trajectories_used']}/{stats['trajectories_read']} trajectories -> {stats['instances']} SRL instances, "

@@ -241,6 +241,24 @@ def test_openai_tool_calling_openhands_and_nebius_style():
     ]
 
 
+def test_openhands_xml_calls_with_other_tool_names():
+    (t,) = read_trajectories(FIX / "openhands_xml.jsonl")
+    assert (t["resolved"], t["task"]) == (True, "head() drops the first item")
+    run, fix, finish = t["steps"]
+    assert run.action == bash("cd /workspace/demo__slicer__1.0 && python -m pytest -q")
+    assert run.raw_action == (
+        "<function=execute_bash>\n<parameter=command>\ncd /workspace/demo__slicer__1.0 && python -m pytest -q\n"
+        "</parameter>\n</function>"
+    )
+    assert run.observation.startswith("1 failed in 0.01s\n[Python Interpreter: /usr/bin/python]\n")
+    assert fix.observation == "The file /workspace/demo__slicer__1.0/slicer.py has been edited."
+    assert (finish.action, finish.raw_action) == (SUBMIT, "<function=finish>\n</function>")
+    # our own calls are replayed verbatim; renamed ones are rewritten in our format
+    assert t["responses"][0] is None and t["responses"][1].startswith(
+        "Now fix it.\n<function=str_replace_editor>"
+    )
+
+
 def test_detect_format():
     assert detect_format([{"role": "system", "content": ""}]) == "minisweagent"
     assert detect_format({"messages": [{"role": "user", "content": "x"}], "instance_id": "a"}) == "swesmith"

@@ -203,10 +203,10 @@ def test_build_writes_datasets_loadable_files(tmp_path):
     bad.write_text('{"messages": [\n{"neither": "format"}\n')
     inputs = [FIX, bad, FIX / "openhands_swegym.jsonl"]  # the second openhands file is a duplicate
     stats = build_dataset(inputs, tmp_path / "out", BuildOptions(only_resolved=False))
-    assert stats["trajectories_read"] == 8
+    assert stats["trajectories_read"] == 9
     assert stats["dropped"]["counts"] == {"bad_json": 1, "unknown_format": 1, "duplicate_trajectory": 2}
-    assert stats["formats"] == {"minisweagent": 2, "openai": 4, "sweagent": 2}
-    assert stats["instances"] == 3 + 2 + 3 + 1 + 3 + 3
+    assert stats["formats"] == {"minisweagent": 2, "openai": 4, "sweagent": 2, "swesmith": 1}
+    assert stats["instances"] == 3 + 2 + 3 + 1 + 3 + 3 + 3
     assert stats["steps_per_trajectory"]["max"] == 3.0
     srl = datasets.load_dataset("json", data_files=str(tmp_path / "out/srl.jsonl"), split="train")
     assert len(srl) == stats["instances"]
@@ -220,14 +220,18 @@ def test_build_writes_datasets_loadable_files(tmp_path):
     }
     assert srl[0]["prompt"][0]["role"] == "system"
     sft = datasets.load_dataset("json", data_files=str(tmp_path / "out/sft.jsonl"), split="train")
-    assert len(sft) == 6
+    assert len(sft) == 7
     first = sft[0]["messages"]
     assert [m["role"] for m in first[:3]] == ["system", "user", "assistant"] and first[-1][
         "role"
     ] == "assistant"
     assert first[2]["content"].startswith("<think>\n") and "</think>\n<function=" in first[2]["content"]
+    par = build_dataset(inputs, tmp_path / "par", BuildOptions(), workers=2)
+    for name in ("srl.jsonl", "sft.jsonl"):
+        assert (tmp_path / "par" / name).read_bytes() == (tmp_path / "out" / name).read_bytes()
+    assert par["dropped"] == stats["dropped"] and par["prompt_length"] == stats["prompt_length"]
     only = build_dataset([FIX], tmp_path / "only", BuildOptions(only_resolved=True))
-    assert only["trajectories_used"] == 1 and only["instances"] == 3
+    assert only["trajectories_used"] == 2 and only["instances"] == 6
     assert only["dropped"]["counts"]["resolution_unknown"] == 4
     assert only["dropped"]["counts"]["not_resolved"] == 1
 

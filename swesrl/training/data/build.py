@@ -11,14 +11,14 @@ import hashlib
 import json
 import logging
 from array import array
-from collections import Counter
-from collections.abc import Callable, Iterable
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from swesrl.agent.context import ContextPolicy
-from swesrl.training.data.readers import Dropped, expand_paths, iter_trajectories
+from swesrl.training.data.readers import Dropped, expand_paths, iter_records, load_and_normalise
 from swesrl.training.data.steps import TokenBudget, agent_messages, build_step_instances, sft_conversation
 from swesrl.utils import atomic_write_json
 
@@ -94,14 +94,142 @@ def _messages_json(messages: list[dict], cache: dict[tuple[str, str], str]) -> s
     return "[" + ", ".join(parts) + "]"
 
 
+@dataclass
+class _Result:
+    """What one record turns into (computed in a worker process when `workers` > 1)."""
+
+    dropped: list[Dropped] = field(default_factory=list)
+    traj: dict | None = None
+    """source_format, resolved, instance_id, where, n_steps: for the stats."""
+    key: bytes | None = None
+    """De-duplication key of the trajectory (instance + actions)."""
+    rows: list[tuple[bytes, int, str, int]] = field(default_factory=list)
+    """(row key, prompt length, JSON line, step) per SRL row."""
+    sft: str | None = None
+    used: bool = False
+
+
+_CTX: dict[str, Any] = {}
+
+
+def _init_worker(opts: BuildOptions, config: Any) -> None:
+    _CTX.update(
+        opts=opts, config=config, budget=TokenBudget(opts.tokenizer) if opts.tokenizer is not None else None
+    )
+
+
+def _process(record: Any, source: str) -> _Result:
+    """Decode, normalise, cut into SRL rows and an SFT conversation, serialise: one record's work."""
+    opts: BuildOptions = _CTX["opts"]
+    config, budget = _CTX["config"], _CTX["budget"]
+    res = _Result()
+    traj = load_and_normalise(record, source)
+    if isinstance(traj, Dropped):
+        res.dropped.append(traj)
+        return res
+    where = f"{traj['source']} ({traj['instance_id']})"
+    res.traj = {
+        "format": traj["source_format"],
+        "resolved": traj["resolved"],
+        "where": where,
+        "n_steps": len(traj["steps"]),
+    }
+    if opts.only_resolved and traj["resolved"] is not True:
+        why = "not_resolved" if traj["resolved"] is False else "resolution_unknown"
+        res.dropped.append(Dropped(where, why, "--only-resolved"))
+        return res
+    if opts.dedupe:
+        res.key = _digest([traj["instance_id"], [s.action for s in traj["steps"]]])
+    instance = (opts.instances or {}).get(traj["instance_id"])
+    messages = agent_messages(traj, config, instance, opts.system_prompt, budget, opts.max_observation_tokens)
+    rows, res.dropped = build_step_instances(
+        traj,
+        opts.policy,
+        opts.system_prompt,
+        opts.tokenizer,
+        opts.max_prompt_tokens,
+        config=config,
+        instance=instance,
+        max_observation_tokens=opts.max_observation_tokens,
+        skip_submit=opts.skip_submit,
+        max_steps=opts.max_steps,
+        messages=messages,
+    )
+    res.used = True
+    cache: dict[tuple[str, str], str] = {}
+    for row in rows:
+        prompt_json = _messages_json(row["prompt"], cache)
+        action_json = _dumps(row["expert_action"])
+        key = (
+            hashlib.blake2b((prompt_json + action_json).encode(), digest_size=16).digest()
+            if opts.dedupe
+            else b""
+        )
+        if budget is not None:
+            length = budget.count_messages(row["prompt"])
+        else:
+            length = sum(len(m["content"]) for m in row["prompt"])
+        line = (
+            f'{{"instance_id": {_dumps(row["instance_id"])}, "step": {row["step"]}, "n_steps": {row["n_steps"]}, '
+            f'"prompt": {prompt_json}, "expert_action": {action_json}, '
+            f'"expert_thought": {_dumps(row["expert_thought"])}}}\n'
+        )
+        res.rows.append((key, length, line, row["step"]))
+    conv = sft_conversation(messages, traj)
+    if len(conv["messages"]) > 2:
+        res.sft = _dumps(conv) + "\n"
+    return res
+
+
+def _batches(items: Iterable, size: int) -> Iterator[list]:
+    batch: list = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _process_batch(batch: list) -> list[_Result]:
+    return [_Result(dropped=[item]) if isinstance(item, Dropped) else _process(*item) for item in batch]
+
+
+def _results(records: Iterable, opts: BuildOptions, config: Any, workers: int) -> Iterator[_Result]:
+    """Results in input order; with workers > 1 a process pool with a bounded number of batches in flight."""
+    if workers <= 1:
+        _init_worker(opts, config)
+        for batch in _batches(records, 1):
+            yield from _process_batch(batch)
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    with ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_init_worker, initargs=(opts, config)
+    ) as pool:
+        pending: deque = deque()
+        for batch in _batches(records, 16):
+            pending.append(pool.submit(_process_batch, batch))
+            if len(pending) >= 3 * workers:
+                yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
+
+
 def build_dataset(
     paths: list[str | Path],
     out_dir: str | Path,
     opts: BuildOptions | None = None,
     config: Any = None,
     on_trajectory: Callable[[dict], None] | None = None,
+    workers: int = 1,
 ) -> dict:
-    """Read every trajectory, write the SRL rows, SFT conversations and stats; return the stats."""
+    """Read every trajectory, write the SRL rows, SFT conversations and stats; return the stats.
+
+    `workers` > 1 cuts trajectories in that many processes; the output is the same, in the same order."""
     opts = opts or BuildOptions()
     if config is None:
         from swesrl.agent.loop import load_agent_config
@@ -109,7 +237,6 @@ def build_dataset(
         config = load_agent_config()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    budget = TokenBudget(opts.tokenizer) if opts.tokenizer is not None else None
     drops = DropLog()
     formats: Counter[str] = Counter()
     steps_per_traj, prompt_lengths = array("l"), array("l")
@@ -122,75 +249,38 @@ def build_dataset(
         open(out / "srl.jsonl", "w", encoding="utf-8") as srl,
         open(out / "sft.jsonl", "w", encoding="utf-8") as sft,
     ):
-        for item in iter_trajectories(files):
-            if isinstance(item, Dropped):
-                drops.add(item)
+        for res in _results(iter_records(files), opts, config, workers):
+            for d in res.dropped:
+                drops.add(d)
+            if res.traj is None:
                 continue
-            traj = item
             n_read += 1
-            formats[traj["source_format"]] += 1
-            resolved[str(traj["resolved"]).lower()] += 1
-            where = f"{traj['source']} ({traj['instance_id']})"
+            formats[res.traj["format"]] += 1
+            resolved[str(res.traj["resolved"]).lower()] += 1
             if on_trajectory:
                 on_trajectory({"read": n_read, "instances": n_rows})
-            if opts.only_resolved and traj["resolved"] is not True:
-                why = "not_resolved" if traj["resolved"] is False else "resolution_unknown"
-                drops.add(Dropped(where, why, "--only-resolved"))
+            if not res.used:
                 continue
-            if opts.dedupe:
-                key = _digest([traj["instance_id"], [s.action for s in traj["steps"]]])
-                if key in seen_traj:
-                    drops.add(
-                        Dropped(where, "duplicate_trajectory", "same instance and actions as an earlier one")
-                    )
+            if res.key is not None:
+                if res.key in seen_traj:
+                    why = "same instance and actions as an earlier one"
+                    drops.add(Dropped(res.traj["where"], "duplicate_trajectory", why))
                     continue
-                seen_traj.add(key)
-            instance = (opts.instances or {}).get(traj["instance_id"])
-            messages = agent_messages(
-                traj, config, instance, opts.system_prompt, budget, opts.max_observation_tokens
-            )
-            rows, step_drops = build_step_instances(
-                traj,
-                opts.policy,
-                opts.system_prompt,
-                opts.tokenizer,
-                opts.max_prompt_tokens,
-                config=config,
-                instance=instance,
-                max_observation_tokens=opts.max_observation_tokens,
-                skip_submit=opts.skip_submit,
-                max_steps=opts.max_steps,
-                messages=messages,
-            )
-            for d in step_drops:
-                drops.add(d)
+                seen_traj.add(res.key)
             n_used += 1
-            steps_per_traj.append(len(traj["steps"]))
-            cache: dict[tuple[str, str], str] = {}
-            for row in rows:
-                prompt_json = _messages_json(row["prompt"], cache)
-                action_json = _dumps(row["expert_action"])
+            steps_per_traj.append(res.traj["n_steps"])
+            for key, length, line, step in res.rows:
                 if opts.dedupe:
-                    key = hashlib.blake2b((prompt_json + action_json).encode(), digest_size=16).digest()
                     if key in seen_rows:
-                        drops.add(
-                            Dropped(f"{where} step {row['step']}", "duplicate_step", "same prompt and action")
-                        )
+                        where = f"{res.traj['where']} step {step}"
+                        drops.add(Dropped(where, "duplicate_step", "same prompt and action"))
                         continue
                     seen_rows.add(key)
-                if budget is not None:
-                    prompt_lengths.append(budget.count_messages(row["prompt"]))
-                else:
-                    prompt_lengths.append(sum(len(m["content"]) for m in row["prompt"]))
-                srl.write(
-                    f'{{"instance_id": {_dumps(row["instance_id"])}, "step": {row["step"]}, "n_steps": {row["n_steps"]}, '
-                    f'"prompt": {prompt_json}, "expert_action": {action_json}, '
-                    f'"expert_thought": {_dumps(row["expert_thought"])}}}\n'
-                )
+                prompt_lengths.append(length)
+                srl.write(line)
                 n_rows += 1
-            conv = sft_conversation(messages, traj)
-            if len(conv["messages"]) > 2:
-                sft.write(json.dumps(conv, ensure_ascii=False) + "\n")
+            if res.sft is not None:
+                sft.write(res.sft)
                 n_sft += 1
     stats = {
         "inputs": [str(p) for p in files],
@@ -201,9 +291,13 @@ def build_dataset(
         "formats": dict(formats),
         "resolved": dict(resolved),
         "steps_per_trajectory": percentiles(steps_per_traj),
-        "prompt_length": {"unit": "tokens" if budget else "characters", **percentiles(prompt_lengths)},
+        "prompt_length": {
+            "unit": "tokens" if opts.tokenizer is not None else "characters",
+            **percentiles(prompt_lengths),
+        },
         "dropped": drops.as_dict(),
         "options": {
+            "workers": workers,
             "context": opts.policy.model_dump(),
             "tokenizer": getattr(opts.tokenizer, "name_or_path", None),
             "max_prompt_tokens": opts.max_prompt_tokens,

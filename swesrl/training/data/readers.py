@@ -69,7 +69,9 @@ class Dropped:
 
 
 EMPTY_OUTPUT = "Your command ran successfully and did not produce any output."
-_OBS_PREFIX = re.compile(r"\A(?:OBSERVATION:\n|Observation: ?\n?)")
+_OBS_PREFIX = re.compile(r"\A(?:OBSERVATION:\n|Observation: ?\n?|EXECUTION RESULT of \[\w+\]:\n)")
+_FUNC_OPEN = re.compile(r"<function\s*=\s*([^>\s]*)\s*>")
+_PARAM = re.compile(r"<parameter\s*=\s*([^>\s]*)\s*>(.*?)</parameter>", re.DOTALL)
 _MINI_OBS = re.compile(r"\A<returncode>(-?\d+)</returncode>\n<output>\n?(.*?)</output>\s*\Z", re.DOTALL)
 _FENCE = re.compile(r"```([A-Za-z_]*)[ \t]*\n(.*?)\n?```", re.DOTALL)
 _SWEAGENT_CMD = re.compile(r"<command>\n?(.*?)\n?</command>", re.DOTALL)
@@ -187,8 +189,28 @@ def _xml_step(content: str) -> tuple[str, str | None, str]:
         thought, action = parse_action(content)
     except FormatError:
         thought, rest = split_thought(content)
-        return thought, None, rest
+        return thought, _aliased_xml_call(rest), rest
     return thought, action.canonical(), action.raw
+
+
+def _aliased_xml_call(rest: str) -> str | None:
+    """One XML call of another scaffold's tool set (OpenHands' `execute_bash`, `finish`) as ours, else None."""
+    opens = _FUNC_OPEN.findall(rest)
+    end = rest.find("</function>")
+    if len(opens) != 1 or end < 0 or opens[0] not in _TOOL_ALIASES:
+        return None
+    params = {m.group(1): _strip_newline(m.group(2)) for m in _PARAM.finditer(rest[:end])}
+    action = canonical_from_call(opens[0], params)
+    try:
+        parse_action(action)
+    except FormatError:
+        return None
+    return action
+
+
+def _strip_newline(v: str) -> str:
+    v = v[1:] if v.startswith("\n") else v
+    return v[:-1] if v.endswith("\n") else v
 
 
 def clean_thought(text: str) -> str:
@@ -280,7 +302,8 @@ def _from_messages(messages: list[dict], fmt: str) -> tuple[str | None, str, lis
             thought, action, raw = _text_step(content)
         obs = "\n".join(unwrap_observation(o["content"]) for o in obs_msgs)
         steps.append(Step(thought, action, raw, obs))
-        responses.append(content if xml or "<function=" in content else None)
+        aliased = action is not None and action.split(">", 1)[0] != raw.split(">", 1)[0]
+        responses.append(content if (xml or "<function=" in content) and not aliased else None)
         if fmt == "swesrl":
             rendered.append("\n".join(o["content"] for o in obs_msgs) if obs_msgs else None)
     return system, task_message, steps, responses, rendered
@@ -440,8 +463,43 @@ def normalise(record: Any, source: str) -> Trajectory | Dropped:
     return traj
 
 
+class RawLine(str):
+    """A JSONL line not decoded yet (decoding happens where the record is normalised, e.g. in a worker)."""
+
+
+def decode(record: Any, source: str) -> Any:
+    """The JSON value of a record from `iter_records`; raises ValueError for a bad line."""
+    if isinstance(record, RawLine):
+        try:
+            return json.loads(record)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"not valid JSON ({e.msg} at column {e.colno})") from None
+    return record
+
+
+def load_and_normalise(record: Any, source: str) -> Trajectory | Dropped:
+    """`normalise` of one record from `iter_records` (a JSONL line is decoded first)."""
+    try:
+        value = decode(record, source)
+    except ValueError as e:
+        return Dropped(source, "bad_json", str(e))
+    return normalise(value, source)
+
+
+def iter_records(paths: Iterable[str | Path]) -> Iterator[tuple[Any, str] | Dropped]:
+    """Every record of every file (JSONL lines undecoded, as RawLine) with its source label."""
+    for path in expand_paths(paths):
+        if not path.is_file():
+            yield Dropped(str(path), "missing_file", "no such file")
+            continue
+        try:
+            yield from _records(path)
+        except (UnicodeDecodeError, OSError) as e:
+            yield Dropped(str(path), "unreadable", str(e))
+
+
 def _records(path: Path) -> Iterator[tuple[Any, str] | Dropped]:
-    """Decoded JSON records of a file with their source label: JSONL line by line, else one document."""
+    """Records of a file with their source label: JSONL line by line, else one decoded document."""
     src = str(path)
     with open(path, encoding="utf-8") as f:
         head = f.read(1 << 16)
@@ -459,14 +517,8 @@ def _records(path: Path) -> Iterator[tuple[Any, str] | Dropped]:
                 jsonl = False
         if jsonl:
             for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    yield json.loads(line), f"{src}:{lineno}"
-                except json.JSONDecodeError as e:
-                    yield Dropped(
-                        f"{src}:{lineno}", "bad_json", f"not valid JSON ({e.msg} at column {e.colno})"
-                    )
+                if line.strip():
+                    yield RawLine(line), f"{src}:{lineno}"
             return
         try:
             doc = json.load(f)
@@ -496,18 +548,8 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
 
 def iter_trajectories(paths: Iterable[str | Path]) -> Iterator[Trajectory | Dropped]:
     """Stream normalised trajectories (and Dropped items) from files and folders, one record at a time."""
-    for path in expand_paths(paths):
-        if not path.is_file():
-            yield Dropped(str(path), "missing_file", "no such file")
-            continue
-        try:
-            for item in _records(path):
-                if isinstance(item, Dropped):
-                    yield item
-                else:
-                    yield normalise(*item)
-        except (UnicodeDecodeError, OSError) as e:
-            yield Dropped(str(path), "unreadable", str(e))
+    for item in iter_records(paths):
+        yield item if isinstance(item, Dropped) else load_and_normalise(*item)
 
 
 def read_trajectories(path: str | Path) -> list[Trajectory]:
