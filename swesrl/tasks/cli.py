@@ -41,3 +41,67 @@ def build(
     console = Console()
     console.print(table)
     console.print(f"train {splits['train']}, test {splits['test']} -> {path}")
+
+
+@app.command("expert")
+def expert(
+    instances: Path = typer.Option(..., "--instances", "-i", help="Suite instances file (instances.jsonl)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Trajectories file to write (JSONL, one per task)."),
+    workers: int = typer.Option(1, "--workers", "-w", help="Tasks run in parallel."),
+    backend: str = typer.Option("local", "--backend", help="Sandbox backend: local or docker."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the expert's choices (varies the action sequences)."),
+    split: str = typer.Option("", "--split", help="Only tasks of this split (train or test); default all."),
+    limit: int = typer.Option(0, "--limit", help="Only the first N tasks (0: all)."),
+    grade: bool = typer.Option(True, "--grade/--no-grade", help="Check every final patch with the harness."),
+    mirror: Path = typer.Option(
+        None, "--mirror", help="Repository folder; default: repos/ beside the instances."
+    ),
+    config: list[str] = typer.Option([], "--config", "-c", help="Agent config YAML or key=value overrides."),
+) -> None:
+    """Solve tasks with the scripted expert through the real agent loop and sandbox; write trajectories."""
+    from statistics import median
+
+    from swesrl.tasks.expert import solve
+    from swesrl.tasks.instances import default_mirror, load_instances
+    from swesrl.utils import UserError
+
+    insts = load_instances(instances)
+    if split:
+        insts = [i for i in insts if i.get("split") == split]
+    if limit > 0:
+        insts = insts[:limit]
+    if not insts:
+        raise UserError(f"no tasks selected from {instances}")
+    if workers < 1:
+        raise UserError(f"--workers must be at least 1 (got {workers})")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        probe = out.with_name(out.name + ".write-test")
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise UserError(f"cannot write trajectories to {out}: {e.strerror or e}") from None
+    t0 = time.monotonic()
+    trajs = solve(
+        insts,
+        out,
+        mirror=mirror or default_mirror(instances),
+        backend=backend,
+        workers=workers,
+        seed=seed,
+        grade=grade,
+        overrides=config,
+        progress=True,
+    )
+    steps = [t["info"]["n_steps"] for t in trajs]
+    submitted = sum(1 for t in trajs if t["info"]["exit_status"] == "submitted")
+    line = (
+        f"{len(trajs)} trajectories in {time.monotonic() - t0:.1f}s -> {out}; submitted {submitted}; "
+        f"steps min {min(steps)} / median {median(steps):g} / max {max(steps)}"
+    )
+    if grade:
+        resolved = sum(1 for t in trajs if t["info"].get("resolved"))
+        line += f"; resolved {resolved}/{len(trajs)}"
+    typer.echo(line)
+    if grade and resolved < len(trajs):
+        raise UserError(f"{len(trajs) - resolved} expert trajectories do not resolve their task (see {out})")
