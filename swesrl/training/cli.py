@@ -281,3 +281,41 @@ def export_verl_cmd(
         f"verl: data.train_files={out}/train.parquet custom_reward_function.path={out}/srl_reward.py "
         "custom_reward_function.name=compute_score"
     )
+
+
+@train_app.command("rlvr")
+def train_rlvr_cmd(
+    config: str = typer.Option(..., "--config", help=_CONFIG_HELP),
+    override: list[str] = typer.Option(None, "--override", "-c", help=_OVERRIDE_HELP),
+) -> None:
+    """RLVR: GRPO on whole agent episodes in sandboxes, reward = resolved (1/0) by the harness."""
+    from swesrl.training.rlvr import load_rlvr_config, train_rlvr
+
+    _print_summary("RLVR", train_rlvr(load_rlvr_config(config, override)))
+
+
+@train_app.command("pipeline")
+def train_pipeline_cmd(
+    srl_config: str = typer.Option("srl_tiny.yaml", "--srl-config", help="SRL stage config."),
+    rlvr_config: str = typer.Option("rlvr_tiny.yaml", "--rlvr-config", help="RLVR stage config."),
+    override: list[str] = typer.Option(
+        None, "--override", "-c", help="Stage override: -c srl.train.max_steps=10 / -c rlvr.data.split=train."
+    ),
+) -> None:
+    """SRL then RLVR from SRL's final model; each stage resumes, a finished stage is skipped."""
+    from swesrl.training.pipeline import run_pipeline
+    from swesrl.training.rlvr import load_rlvr_config
+    from swesrl.training.srl import load_srl_config
+    from swesrl.utils import UserError
+
+    by_stage: dict[str, list[str]] = {"srl": [], "rlvr": []}
+    for o in override or []:
+        stage, _, rest = o.partition(".")
+        if stage not in by_stage or not rest:
+            raise UserError(f"pipeline overrides start with srl. or rlvr., got: {o!r}")
+        by_stage[stage].append(rest)
+    result = run_pipeline(
+        load_srl_config(srl_config, by_stage["srl"]), load_rlvr_config(rlvr_config, by_stage["rlvr"])
+    )
+    _print_summary("SRL", result["srl"])
+    _print_summary("RLVR", result["rlvr"])

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 CURVES = {
     "reward": ["reward", "rewards/srl_similarity/mean", "reward_mean"],
     "reward_std": ["reward_std", "rewards/srl_similarity/std"],
-    "filtered_fraction": ["dynamic_sampling/filtered_fraction"],
+    "filtered_fraction": ["dynamic_sampling/filtered_fraction", "filtered_fraction"],
     "format_failure_rate": ["format_failure_rate"],
     "entropy": ["entropy"],
     "kl": ["kl"],
