@@ -40,7 +40,13 @@ def run(
     backend: str = typer.Option(
         None, "--backend", "-b", help="Sandbox backend: local or docker (default: config)."
     ),
-    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Instances run in parallel (threads)."),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        "-w",
+        min=1,
+        help="Instances run in parallel (threads; an hf: model is shared and batches concurrent queries).",
+    ),
     limit: int = typer.Option(0, "--limit", "-n", min=0, help="Run only the first N instances (0: all)."),
     ids: list[str] = typer.Option(None, "--id", help="Run only these instance ids (repeatable)."),
     config: list[str] = typer.Option(None, "--config", "-c", help=_CONFIG_HELP),
@@ -97,8 +103,9 @@ def step(
 ) -> None:
     """Step an agent through one task in a sandbox, with panels for thought, action and observation.
 
-    Type an action as an XML call or a plain shell command (bash shorthand); end multi-line input with
-    a line holding only `.`. Commands: `:submit` ends with the current diff, `:quit` stops, `:help`."""
+    Type a plain shell command (bash shorthand) or an XML reply starting with `<` (it ends at
+    `</function>`); press Enter on an empty line to start a multi-line block and end it with a line
+    holding only `.`. Commands: `:submit` submits the current diff, `:quit` stops, `:help`."""
     from swesrl.agent.interactive import step_episode
     from swesrl.tasks.instances import default_mirror, load_instances, select
 

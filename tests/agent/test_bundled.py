@@ -47,11 +47,16 @@ def expert_turns(instance: dict) -> list[str]:
     return turns
 
 
-def test_replay_of_experts_on_bundled_tasks(tmp_path):
+@pytest.fixture(scope="module")
+def bundled(tmp_path_factory):
     if not bwrap_available():
         pytest.skip("bubblewrap cannot create sandboxes here")
-    instances_path = build_suite(tmp_path / "suite", n=3, seed=1)
-    instances = load_instances(instances_path)
+    instances_path = build_suite(tmp_path_factory.mktemp("bundled") / "suite", n=2, seed=1)
+    return instances_path, load_instances(instances_path)
+
+
+def test_replay_of_gold_edits_on_bundled_tasks(bundled, tmp_path):
+    instances_path, instances = bundled
     config = load_agent_config()
     trajs = []
     for inst in instances:
@@ -69,7 +74,7 @@ def test_replay_of_experts_on_bundled_tasks(tmp_path):
     summary = run_batch(
         instances, get_model(f"replay:{experts}"), config, out, workers=2, instances_path=instances_path
     )
-    assert summary == {"submitted": 3}
+    assert summary == {"submitted": 2}
     for inst in instances:
         traj = json.loads((out / inst["instance_id"] / "traj.json").read_text())
         assert traj["info"]["exit_status"] == "submitted"
@@ -80,3 +85,34 @@ def test_replay_of_experts_on_bundled_tasks(tmp_path):
         assert "FAILED" not in test_obs
     preds = [json.loads(line) for line in (out / "preds.jsonl").read_text().splitlines()]
     assert {p["instance_id"] for p in preds} == {i["instance_id"] for i in instances}
+
+
+@pytest.mark.slow
+def test_replay_reexecutes_scripted_expert_trajectories(bundled, tmp_path):
+    """The tasks engineer's scripted expert solves the tasks; replaying its trajectories in fresh
+    sandboxes gives the same actions and the same patches."""
+    from swesrl.tasks.expert import solve
+
+    instances_path, instances = bundled
+    experts = tmp_path / "experts.jsonl"
+    recorded = {
+        t["instance_id"]: t
+        for t in solve(instances, experts, mirror=instances_path.parent / "repos", grade=False)
+    }
+    assert all(t["info"]["exit_status"] == "submitted" for t in recorded.values())
+
+    config = load_agent_config(["context.kind=srl", "step_limit=40"])
+    config.sandbox.env = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    out = tmp_path / "replay"
+    assert run_batch(
+        instances, get_model(f"replay:{experts}"), config, out, instances_path=instances_path
+    ) == {"submitted": 2}
+    for inst in instances:
+        replayed = json.loads((out / inst["instance_id"] / "traj.json").read_text())
+        expert = recorded[inst["instance_id"]]
+        assert replayed["info"]["submission"] == expert["info"]["submission"]
+        assert changes(replayed["info"]["submission"]) == changes(inst["patch"])
+        turns = [
+            [m["content"] for m in t["messages"] if m["role"] == "assistant"] for t in (replayed, expert)
+        ]
+        assert turns[0] == turns[1]
