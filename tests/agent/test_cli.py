@@ -235,3 +235,14 @@ def test_step_auto_from_stdin(suite, tmp_path):
     r = swesrl(*args, "--mode", "auto", "--save", str(save), input="\n")  # input ends: the episode stops
     assert r.returncode == 0, r.stderr
     assert json.loads(save.read_text())["info"]["exit_status"] == "stopped"
+
+
+@pytest.mark.docker
+def test_run_with_docker_backend(suite, tmp_path, docker_client):
+    out = tmp_path / "docker"
+    args = ["run", "-i", str(suite["instances_path"]), "-m", f"replay:{suite['experts']}", "-o", str(out)]
+    r = swesrl(*args, "--backend", "docker", "--id", "acme__calc-1", timeout=300)
+    assert r.returncode == 0, r.stderr
+    traj = json.loads((out / "acme__calc-1" / "traj.json").read_text())
+    assert traj["info"]["exit_status"] == "submitted"
+    assert traj["info"]["submission"] == suite["patch"]
