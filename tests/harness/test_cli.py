@@ -131,3 +131,28 @@ def test_help_texts():
         r = swesrl(cmd, "--help")
         assert r.returncode == 0 and "--instances" in r.stdout
     assert Path(__file__).exists()
+
+
+def test_oracle_command_with_a_tiny_real_model(calc_suite, tmp_path):
+    """`swesrl oracle` end to end with a real (tiny, untrained) transformers model: its answer holds no
+    edit, so the prediction is an empty patch that `swesrl eval` reports as such."""
+    from swesrl.training.tiny import build_tiny_model
+
+    path, insts = calc_suite
+    model_dir = build_tiny_model(tmp_path / "tiny")
+    out = tmp_path / "oracle"
+    r = swesrl("oracle", "-i", str(path), "--model", f"hf:{model_dir}", "-o", str(out),
+               "--ids", "demo__calc-1", "--max-new-tokens", "8")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
+    assert rows == [
+        {"instance_id": "demo__calc-1", "model_name_or_path": f"hf:{model_dir}", "model_patch": ""}
+    ]
+    raw = json.loads((out / "outputs.jsonl").read_text())
+    assert raw["files"] == ["calc/ops.py"] and raw["problems"]
+    r = swesrl("eval", "-i", str(path), "-p", str(out / "predictions.jsonl"), "-o", str(tmp_path / "runs"))
+    assert r.returncode == 0, r.stderr
+    s = json.loads((tmp_path / "runs" / "predictions" / "summary.json").read_text())
+    assert s["empty_patch_ids"] == ["demo__calc-1"] and s["incomplete_ids"] == sorted(
+        set(insts) - {"demo__calc-1"}
+    )

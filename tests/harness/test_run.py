@@ -245,3 +245,33 @@ def test_classic_instance_uses_official_image_and_default_test_command(
     assert rep["kind"] == "classic" and rep["status"] == Status.RESOLVED.value, log
     rep = grade_patch(classic, WRONG, cfg, mirror=None, timeout=120, namespace="swesrltest")
     assert rep["status"] == Status.UNRESOLVED.value
+
+
+def swebench5_instance(src: dict) -> dict:
+    """The calc task in swebench 5's shape: its own eval script (resets, applies the test patch, runs
+    the tests between the markers), log parser and eval type."""
+    script = "\n".join(
+        [
+            "#!/bin/bash",
+            "set -uxo pipefail",
+            "cd /testbed",
+            f"git checkout {src['base_commit']} tests/test_ops.py",
+            "git apply -v - <<'EOF_114329324912'",
+            src["test_patch"].rstrip("\n"),
+            "EOF_114329324912",
+            ": '>>>>> Start Test Output'",
+            src["test_cmd"],
+            ": '>>>>> End Test Output'",
+            f"git checkout {src['base_commit']} tests/test_ops.py",
+        ]
+    )
+    inst = {k: v for k, v in src.items() if k != "test_cmd"}
+    return {**inst, "eval_script": script, "log_parser": "parse_log_pytest", "eval_type": "pass_and_fail"}
+
+
+def test_swebench5_instance_runs_its_own_eval_script(calc_suite, calc_mirror):
+    inst = swebench5_instance(calc_suite[1]["demo__calc-1"])
+    gold = grade(inst, inst["patch"], calc_mirror)
+    assert gold["kind"] == "eval_script" and gold["status"] == Status.RESOLVED.value
+    spoof = grade(inst, PRINT_SPOOF, calc_mirror)
+    assert spoof["status"] == Status.UNRESOLVED.value
