@@ -531,10 +531,19 @@ def write_repo(repo: RepoSpec, dest: Path) -> dict[str, str]:
 
     branches = [(branch(t), t["history"]) for t in repo.tasks]
     stream, tips = _fast_import_stream(branches, repo)
-    subprocess.run(["git", "init", "--quiet", "--bare", str(dest)], check=True)
+    subprocess.run(["git", "init", "--quiet", "--bare", "--template=", str(dest)], check=True)
     marks = dest / "fast-import.marks"
     subprocess.run(
-        ["git", "-C", str(dest), "fast-import", "--quiet", f"--export-marks={marks}"],
+        [
+            "git",
+            "-C",
+            str(dest),
+            "-c",
+            "fastimport.unpackLimit=0",
+            "fast-import",
+            "--quiet",
+            f"--export-marks={marks}",
+        ],
         input=stream,
         check=True,
         capture_output=True,
