@@ -79,7 +79,6 @@ class Agent:
 
     def act(self, response: str) -> Observation:
         self.add("assistant", response)
-        self.consecutive_format_errors += 1
         _, action = parse_action(response)
         self.consecutive_format_errors = 0
         obs = self.execute(action)
@@ -104,6 +103,7 @@ class Agent:
             return fn(*args)
         except FormatError as e:
             self.n_format_errors += 1
+            self.consecutive_format_errors += 1
             self.add("user", render_format_error(self.config, str(e)))
         except Submitted as e:
             self.finish("submitted", e.patch)
