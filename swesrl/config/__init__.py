@@ -61,7 +61,10 @@ def apply_override(data: dict, override: str) -> dict:
     key, sep, raw = override.partition("=")
     if not sep or not key:
         raise UserError(f"override must look like key.sub=value, got: {override!r}")
-    value = yaml.safe_load(raw) if raw.strip() else ""
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw  # not YAML: take the text as it is (a string field validates it)
     node: dict = {}
     cur = node
     parts = key.strip().split(".")
