@@ -59,7 +59,7 @@ def suite(tmp_path_factory) -> tuple[dict, Path]:
         "problem_statement": "head() drops the first item",
         "FAIL_TO_PASS": ["tests/test_slicer.py::test_head"],
         "PASS_TO_PASS": [],
-        "test_cmd": "python3 -m pytest -rA -p no:cacheprovider tests/test_slicer.py",
+        "test_cmd": "PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 python3 -m pytest -rA -p no:cacheprovider tests/test_slicer.py",
     }
     return inst, tmp / "repos"
 
@@ -150,13 +150,20 @@ def test_prompts_of_a_foreign_format_use_the_agent_templates():
 
 
 @pytest.fixture(scope="module")
-def tokenizer(tmp_path_factory):
+def tokenizer_dir(tmp_path_factory) -> Path:
+    """The project's tiny byte-level BPE tokenizer (trained on the package sources), saved to a folder."""
+    from swesrl.training.tiny import default_corpus, train_tokenizer
+
+    path = tmp_path_factory.mktemp("tok")
+    train_tokenizer(default_corpus()).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tokenizer_dir):
     from transformers import AutoTokenizer
 
-    from swesrl.training.tiny import build_tiny_model
-
-    texts = [" ".join(f"word{i} line{i % 7}" for i in range(200))] * 20
-    return AutoTokenizer.from_pretrained(build_tiny_model(tmp_path_factory.mktemp("tok"), texts=texts))
+    return AutoTokenizer.from_pretrained(tokenizer_dir)
 
 
 def test_token_budget_keeps_head_and_tail(tokenizer):
@@ -276,3 +283,96 @@ def test_cli_build_exit_codes(tmp_path):
         "build", "--trajectories", str(FIX), "--out", str(tmp_path / "x"), "--max-prompt-tokens", "100"
     )
     assert r.returncode == 2 and "need --tokenizer" in r.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not bwrap_available(), reason="bubblewrap cannot create a sandbox here")
+def test_cli_verify_keeps_trajectories_that_resolve(suite, tmp_path):
+    inst, mirror = suite
+    instances = mirror.parent / "instances.jsonl"
+    instances.write_text(json.dumps(inst) + "\n")
+    task = "Please solve this issue: head() drops the first item\n\nYou can execute bash commands"
+    fixes = {  # mini-swe-agent: fixes the bug with sed, then submits
+        "instance_id": inst["instance_id"],
+        "info": {"mini_version": "1.9"},
+        "messages": [
+            {"role": "system", "content": "s"},
+            {"role": "user", "content": task},
+            {
+                "role": "assistant",
+                "content": "THOUGHT: fix\n\n```bash\nsed -i 's/items\\[1:\\]/items[:]/' slicer/__init__.py\n```",
+            },
+            {"role": "user", "content": "<returncode>0</returncode>\n<output>\n</output>"},
+            {
+                "role": "assistant",
+                "content": "THOUGHT: done\n\n```bash\necho COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT\n```",
+            },
+        ],
+    }
+    looks = {  # SWE-smith: looks around and submits nothing
+        "instance_id": inst["instance_id"],
+        "messages": [
+            {"role": "system", "content": "s"},
+            {"role": "user", "content": "<pr_description>\nhead() drops the first item\n</pr_description>"},
+            {
+                "role": "assistant",
+                "content": "<function=bash>\n<parameter=command>ls</parameter>\n</function>",
+            },
+            {"role": "user", "content": "OBSERVATION:\nslicer\ntests"},
+            {"role": "assistant", "content": SUBMIT},
+        ],
+    }
+    unknown = {**looks, "instance_id": "other__repo-9"}
+    experts = tmp_path / "experts.jsonl"
+    experts.write_text("".join(json.dumps(t) + "\n" for t in (fixes, looks, unknown)))
+    out = tmp_path / "verified.jsonl"
+    r = run_cli("verify", "--trajectories", str(experts), "--instances", str(instances), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "1/2 trajectories reproduce a resolving patch" in r.stdout, r.stdout
+    report = json.loads(out.with_suffix(".report.json").read_text())
+    assert [(x["source"].rsplit(":", 1)[1], x["resolved"]) for x in report["results"]] == [
+        ("1", True),
+        ("2", False),
+    ]
+    assert report["results"][1]["error"] == "empty patch"
+    assert [(d["reason"], d["source"].rsplit(":", 1)[1]) for d in report["dropped"]] == [("no_instance", "3")]
+    (kept,) = read_trajectories(out)
+    assert (kept["source_format"], kept["resolved"], kept["instance_id"]) == (
+        "swesrl",
+        True,
+        inst["instance_id"],
+    )
+    assert [s.action for s in kept["steps"]] == [
+        "<function=bash>\n<parameter=command>sed -i 's/items\\[1:\\]/items[:]/' slicer/__init__.py</parameter>\n</function>",
+        SUBMIT,
+    ]
+    r = run_cli("build", "-t", str(out), "-o", str(tmp_path / "ds"), "--only-resolved")
+    assert r.returncode == 0 and "1/1 trajectories -> 2 SRL instances" in r.stdout
+
+
+@pytest.mark.skipif(not bwrap_available(), reason="bubblewrap cannot create a sandbox here")
+def test_round_trip_on_a_bundled_task_with_the_scripted_expert(tmp_path):
+    """The tasks' scripted expert solves a bundled task through the agent loop (full history); its
+    trajectory, replayed under the paper's SRL context, gives prompts equal to the step instances."""
+    from swesrl.tasks import build_suite
+    from swesrl.tasks.expert import ScriptedExpert
+    from swesrl.tasks.instances import default_mirror, load_instances
+
+    path = build_suite(tmp_path / "suite", n=1, seed=0)
+    (inst,) = load_instances(path)
+    mirror = default_mirror(path)
+    plugins = ['sandbox.env.PYTEST_DISABLE_PLUGIN_AUTOLOAD="1"']
+    for kind, model in (("full", ScriptedExpert(dict(inst))), ("srl", None)):
+        config = load_agent_config([f"context.kind={kind}", "step_limit=40", *plugins])
+        rec = Recorder(model or get_model(f"replay:{tmp_path / 'full.json'}"))
+        with env_for_instance(inst, config.sandbox, mirror) as env:
+            traj = run_agent(inst, rec, env, config, traj_path=tmp_path / f"{kind}.json")
+        assert traj["info"]["exit_status"] == "submitted", traj["info"]
+        (read,) = read_trajectories(tmp_path / f"{kind}.json")
+        assert len(read["steps"]) == len(rec.prompts) >= 5
+        for instance in (inst, None):  # with the instance, and with the task read back from the trajectory
+            rows, _ = build_step_instances(read, config.context, config=config, instance=instance)
+            assert [r["step"] for r in rows] == list(range(len(rec.prompts)))
+            for row in rows:
+                assert row["prompt"] == rec.prompts[row["step"]], f"{kind} step {row['step']}"
+        assert rows[-1]["expert_action"] == SUBMIT

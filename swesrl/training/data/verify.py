@@ -54,7 +54,7 @@ def verify_one(traj: Trajectory, instance: dict, config: Any, mirror: str | Path
     if info.get("exit_status") == "error":
         row["error"] = info.get("exception", "")
     if not patch.strip():
-        row["error"] = row.get("error") or "no patch"
+        row["error"] = row.get("error") or "empty patch"
         return row | {"trajectory": replayed}
     report = grade_patch(instance, patch, config.sandbox, mirror)
     row["resolved"] = bool(report.get("resolved"))
