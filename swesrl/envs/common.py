@@ -7,12 +7,17 @@ on the host), and because then both backends give byte-identical results.
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import re
+import select
 import shlex
 import shutil
+import struct
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from swesrl.envs.base import WORKDIR
@@ -182,3 +187,80 @@ def drop_binary_diffs(patch: str) -> str:
             kept.append(block)
     log.warning("diff: left out %d binary file change(s): %s", len(dropped), "; ".join(dropped)[:300])
     return "".join(kept)
+
+
+RUNNER_PATH = f"{STATE_DIR}/runner.py"
+
+
+def runner_script() -> str:
+    return (Path(__file__).with_name("runner_script.py")).read_text(encoding="utf-8")
+
+
+class RunnerDied(Exception):
+    """The in-sandbox runner exited or stopped answering; the backend restarts it."""
+
+
+class Channel:
+    """JSON lines to and from the in-sandbox runner, over a pipe pair or Docker's attached socket
+    (`framed`: Docker's multiplexed stream, 8-byte headers; stderr frames are kept for errors)."""
+
+    def __init__(self, read, write, fd, framed: bool = False):
+        self._read, self._write, self._fd, self._framed = read, write, fd, framed
+        self._buf, self._frames, self.stderr = bytearray(), bytearray(), bytearray()
+
+    def send(self, obj: dict) -> None:
+        try:
+            self._write(json.dumps(obj).encode("utf-8") + b"\n")
+        except OSError as e:
+            raise RunnerDied(f"cannot write to the runner: {e}") from None
+
+    def recv(self, timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RunnerDied(f"no answer from the runner in {timeout:.0f} s")
+            ready, _, _ = select.select([self._fd], [], [], min(left, 1.0))
+            if not ready:
+                continue
+            try:
+                chunk = self._read()
+            except OSError as e:
+                raise RunnerDied(f"cannot read from the runner: {e}") from None
+            if not chunk:
+                raise RunnerDied(
+                    "the runner exited"
+                    + (f": {self.stderr[-300:].decode(errors='replace')}" if self.stderr else "")
+                )
+            if not self._framed:
+                self._buf += chunk
+                continue
+            self._frames += chunk
+            while len(self._frames) >= 8:
+                (size,) = struct.unpack(">I", bytes(self._frames[4:8]))
+                if len(self._frames) < 8 + size:
+                    break
+                payload = bytes(self._frames[8 : 8 + size])
+                if self._frames[0] == 2:
+                    self.stderr = (self.stderr + payload)[-4000:]
+                else:
+                    self._buf += payload
+                del self._frames[: 8 + size]
+        line, _, rest = bytes(self._buf).partition(b"\n")
+        self._buf = bytearray(rest)
+        try:
+            return json.loads(line)
+        except ValueError:
+            raise RunnerDied(f"unexpected output from the runner: {line[:200]!r}") from None
+
+
+def reply_text(reply: dict) -> str:
+    head = base64.b64decode(reply.get("head", ""))
+    tail = base64.b64decode(reply.get("tail", ""))
+    if not reply.get("dropped"):
+        return (head + tail).decode("utf-8", errors="replace")
+    return (
+        head.decode("utf-8", errors="replace")
+        + f"\n<... {reply['dropped']} bytes of output elided ...>\n"
+        + tail.decode("utf-8", errors="replace")
+    )

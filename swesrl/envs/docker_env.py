@@ -26,15 +26,20 @@ from pathlib import Path
 
 from swesrl.envs.base import WORKDIR, Observation, SandboxConfig
 from swesrl.envs.common import (
+    RUNNER_PATH,
     STATE_DIR,
+    Channel,
     OutputBuffer,
+    RunnerDied,
     diff_script,
     drop_binary_diffs,
     editor_script,
     make_workspace,
     new_tempdir,
+    reply_text,
     reset_script,
     rmtree,
+    runner_script,
     sandbox_env,
 )
 from swesrl.utils import UserError
@@ -175,6 +180,9 @@ class DockerEnv:
         ensure_image(self.client, self.image)
         self._env = {k: v for k, v in sandbox_env(config.env).items() if k != "PATH" or "PATH" in config.env}
         self._exec_env: dict[str, str] = {}
+        self._use_runner = False  # until the runner script is in the container
+        self._chan: Channel | None = None
+        self._sock = None
         try:
             self._start()
             if source is not None:
@@ -187,7 +195,8 @@ class DockerEnv:
                     f"cd {WORKDIR} && git rev-parse {base_commit}^{{commit}}", "finding the base commit"
                 )
                 self.base_commit = out.strip()
-            self._put_files({"str_replace_editor.py": editor_script()})
+            self._put_files({"str_replace_editor.py": editor_script(), "runner.py": runner_script()})
+            self._use_runner = self._has_python
         except BaseException:
             self.close()
             raise
@@ -215,11 +224,17 @@ class DockerEnv:
         )
         _live.add(self)
         out = self._exec_checked(
-            f"mkdir -p {STATE_DIR} {WORKDIR} && echo $PATH && ls -d {CONDA_TESTBED} 2>/dev/null; true",
+            f"mkdir -p {STATE_DIR} {WORKDIR} && echo $PATH && (command -v python3 >/dev/null && echo python3); "
+            f"ls -d {CONDA_TESTBED} 2>/dev/null; true",
             "preparing the container",
         ).split()
-        if len(out) > 1 and "PATH" not in self.config.env:  # SWE-bench images: their conda env first
+        if CONDA_TESTBED in out and "PATH" not in self.config.env:  # SWE-bench images: their conda env first
             self._exec_env["PATH"] = f"{CONDA_TESTBED}:{out[0]}"
+        self._has_python = "python3" in out or CONDA_TESTBED in out
+        if not self._has_python:
+            log.warning(
+                "no python3 in %s: str_replace_editor will not work; one docker exec per command", self.image
+            )
 
     def _pack(self, source: Path, base_commit: str) -> tuple[Path, str]:
         tmp = new_tempdir("swesrl-docker-")
@@ -257,6 +272,62 @@ class DockerEnv:
         if self._closed:
             raise RuntimeError("environment is closed")
         timeout = self.config.timeout if timeout is None else timeout
+        if self._use_runner:
+            if self._chan is None:
+                self._start_runner()
+            if self._chan is not None:
+                try:
+                    self._chan.send({"cmd": command, "timeout": timeout, "limit": limit})
+                    reply = self._chan.recv(timeout + 30)
+                    return Observation(reply_text(reply), reply["returncode"], reply["timed_out"])
+                except RunnerDied as e:  # e.g. the command killed every process in the container
+                    log.warning("sandbox runner died (%s); restarting it", e)
+                    self._stop_runner(restart_container="no answer" in str(e))
+                    return Observation("", -1, False)
+        return self._exec_direct(command, timeout, limit)
+
+    def _start_runner(self) -> None:
+        api = self.client.api
+        for attempt in range(3):
+            self.container.reload()
+            if self.container.status != "running":  # e.g. `kill -9 -1` ended its main process
+                log.warning(
+                    "container %s is %s; starting it again", self.container.name, self.container.status
+                )
+                self.container.start()
+            exec_id = api.exec_create(
+                self.container.id,
+                ["python3", RUNNER_PATH],
+                stdin=True,
+                workdir=WORKDIR,
+                environment=self._exec_env,
+            )["Id"]
+            sock = api.exec_start(exec_id, socket=True)
+            raw = getattr(sock, "_sock", sock)
+            self._sock = sock
+            self._chan = Channel(lambda raw=raw: raw.recv(1 << 16), raw.sendall, raw, framed=True)
+            try:
+                self._chan.recv(60)
+                return
+            except RunnerDied as e:
+                self._stop_runner()
+                if attempt == 2:
+                    raise RuntimeError(
+                        f"cannot start the command runner in {self.container.name}: {e}"
+                    ) from None
+                time.sleep(0.5)
+
+    def _stop_runner(self, restart_container: bool = False) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            except Exception:
+                pass
+        self._sock = self._chan = None
+        if restart_container:
+            self.container.restart(timeout=0)
+
+    def _exec_direct(self, command: str, timeout: float, limit: int) -> Observation:
         if len(command.encode()) > LONG_COMMAND:
             name = f"cmd-{uuid.uuid4().hex[:8]}.sh"
             self._put_files({name: command})
@@ -348,6 +419,7 @@ class DockerEnv:
             return
         self._closed = True
         _live.discard(self)
+        self._stop_runner()
         if self.container is not None:
             try:
                 self.container.remove(force=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import resource
-import selectors
 import shutil
 import signal
 import subprocess
@@ -24,15 +23,19 @@ from pathlib import Path
 
 from swesrl.envs.base import WORKDIR, Observation, SandboxConfig
 from swesrl.envs.common import (
+    RUNNER_PATH,
     STATE_DIR,
-    OutputBuffer,
+    Channel,
+    RunnerDied,
     diff_script,
     drop_binary_diffs,
     editor_script,
     make_workspace,
     new_tempdir,
+    reply_text,
     reset_script,
     rmtree,
+    runner_script,
     sandbox_env,
 )
 from swesrl.utils import UserError
@@ -40,7 +43,6 @@ from swesrl.utils import UserError
 log = logging.getLogger(__name__)
 
 SYSTEM_DIRS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "opt")
-LONG_COMMAND = 100_000  # longer commands go through a file (one execve argument is capped at 128 KiB)
 
 
 def parse_size(text: str | int) -> int:
@@ -154,6 +156,7 @@ class LocalEnv:
         self.config = config
         self.root = new_tempdir("swesrl-local-")
         self._closed = False
+        self._proc: subprocess.Popen | None = None
         self.cgroup: Cgroup | None = None
         try:
             self.source = Path(source)
@@ -162,6 +165,7 @@ class LocalEnv:
             for d in (self.state, self.tmp, self.home):
                 d.mkdir()
             (self.state / "str_replace_editor.py").write_text(editor_script(), encoding="utf-8")
+            (self.state / "runner.py").write_text(runner_script(), encoding="utf-8")
             self.sandboxed = bwrap_available()
             if not self.sandboxed:
                 log.warning(
@@ -216,12 +220,48 @@ class LocalEnv:
         if (self.cgroup is None or not self.cgroup.has_pids) and os.geteuid() != 0:
             resource.setrlimit(resource.RLIMIT_NPROC, (self.config.pids, self.config.pids))
 
-    def _argv_for(self, command: str) -> list[str]:
-        if not self.sandboxed:
-            command = command.replace(WORKDIR, str(self.workspace)).replace(STATE_DIR, str(self.state))
-            return ["bash", "-c", command]
-        envs = [x for k, v in self._env.items() for x in ("--setenv", k, v)]
-        return [*self._argv, *envs, "--", "bash", "-c", command]
+    def _start_runner(self) -> None:
+        runner = [sys.executable, RUNNER_PATH if self.sandboxed else str(self.state / "runner.py")]
+        if self.sandboxed:
+            envs = [x for k, v in self._env.items() for x in ("--setenv", k, v)]
+            argv, env = [*self._argv, *envs, "--", *runner], {"PATH": os.environ.get("PATH", "")}
+        else:
+            argv, env = runner, {**self._env, "SWESRL_WORKDIR": str(self.workspace)}
+        self._proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            cwd=self.workspace,
+            env=env,
+            start_new_session=True,
+            preexec_fn=self._preexec,
+        )
+        stdin, stdout = self._proc.stdin, self._proc.stdout
+
+        def write(data: bytes) -> None:
+            stdin.write(data)
+            stdin.flush()
+
+        self._chan = Channel(lambda: os.read(stdout.fileno(), 1 << 16), write, stdout.fileno())
+        self._chan.recv(60)  # {"ready": true}
+
+    def _stop_runner(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if self.cgroup is not None:
+            self.cgroup.kill_all()
+        for f in (proc.stdin, proc.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
+        proc.wait()
 
     # -- Environment protocol -------------------------------------------------------------
     def execute(self, command: str, timeout: float | None = None) -> Observation:
@@ -231,53 +271,21 @@ class LocalEnv:
         if self._closed:
             raise RuntimeError("environment is closed")
         timeout = self.config.timeout if timeout is None else timeout
-        if len(command.encode()) > LONG_COMMAND:
-            script = self.state / f"cmd-{uuid.uuid4().hex[:8]}.sh"
-            script.write_text(command, encoding="utf-8")
-            command = f"bash {STATE_DIR}/{script.name}; rc=$?; rm -f {STATE_DIR}/{script.name}; exit $rc"
-        proc = subprocess.Popen(
-            self._argv_for(command),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            cwd=self.workspace,
-            env=self._env if not self.sandboxed else {"PATH": os.environ.get("PATH", "")},
-            start_new_session=True,
-            preexec_fn=self._preexec,
-        )
-        buf = OutputBuffer(limit)
-        deadline = time.monotonic() + timeout
-        timed_out = False
-        fd = proc.stdout.fileno()
-        with selectors.DefaultSelector() as sel:
-            sel.register(fd, selectors.EVENT_READ)
-            while True:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    timed_out = True
-                    break
-                if sel.select(min(left, 1.0)):
-                    chunk = os.read(fd, 1 << 16)
-                    if not chunk:
-                        break
-                    buf.feed(chunk)
-        if timed_out:
-            self._kill(proc)
-        proc.stdout.close()
-        rc = proc.wait()
         if not self.sandboxed:
-            return Observation(
-                buf.text().replace(str(self.workspace), WORKDIR), -1 if timed_out else rc, timed_out
-            )
-        return Observation(buf.text(), -1 if timed_out else rc, timed_out)
-
-    def _kill(self, proc: subprocess.Popen) -> None:
+            command = command.replace(WORKDIR, str(self.workspace)).replace(STATE_DIR, str(self.state))
+        if self._proc is None:
+            self._start_runner()
         try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        if self.cgroup is not None:
-            self.cgroup.kill_all()
+            self._chan.send({"cmd": command, "timeout": timeout, "limit": limit})
+            reply = self._chan.recv(timeout + 30)
+        except RunnerDied as e:  # e.g. the command killed every process in the sandbox
+            log.warning("sandbox runner died (%s); restarting it", e)
+            self._stop_runner()
+            return Observation("", -1, False)
+        text = reply_text(reply)
+        if not self.sandboxed:
+            text = text.replace(str(self.workspace), WORKDIR)
+        return Observation(text, reply["returncode"], reply["timed_out"])
 
     def _run_checked(self, script: str, what: str) -> str:
         obs = self._exec(script, max(self.config.timeout, 600), 1 << 40)
@@ -293,6 +301,7 @@ class LocalEnv:
             self._run_checked(reset_script(self.base_commit), "reset")
         except RuntimeError as e:  # the agent broke .git: build the workspace again from the source
             log.warning("%s; rebuilding the workspace", e)
+            self._stop_runner()  # its bind mount holds the old folder
             rmtree(self.workspace)
             make_workspace(self.source, self.base_commit, self.root)
             (self.state / "history.json").unlink(missing_ok=True)
@@ -303,6 +312,7 @@ class LocalEnv:
         if self._closed:
             return
         self._closed = True
+        self._stop_runner()
         if self.cgroup is not None:
             self.cgroup.remove()
         rmtree(self.root)
