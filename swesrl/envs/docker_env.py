@@ -1,11 +1,13 @@
 """The `docker` backend: one container per task (docker SDK), the repository at /testbed.
 
-The container runs `sleep infinity` under Docker's init (reaps orphans); every command is an exec
-of `timeout -s KILL T bash -c CMD` with stderr merged into stdout, tagged with an environment
-marker so that, on a timeout, every process the command started is found through /proc and
-killed, even ones that left its process group. Containers carry labels (`swesrl.sandbox=1`, the
-owner's host, pid and pid start time) so `swesrl sandbox gc` can reap those whose owner died; they
-are removed in `close()`, by context managers' `finally`, and at interpreter exit.
+The container runs `sleep infinity` under Docker's init (reaps orphans). Commands go to the
+command runner (`runner_script.py`), started once per container as one `docker exec` with stdin
+attached, because each `docker exec` costs ~90 ms (runc). The runner enforces timeouts and kills
+every process a command leaves behind, found by an environment marker. Images without python3
+fall back to one exec per command (`timeout -s KILL` + the same marker-based clean-up in bash).
+Containers carry labels (`swesrl.sandbox=1`, the owner's host, pid and pid start time) so
+`swesrl sandbox gc` can reap those whose owner died; they are removed in `close()`, by the
+context manager, and at interpreter exit.
 """
 
 from __future__ import annotations

@@ -1,11 +1,14 @@
-"""The `local` backend: a workspace folder on the host, every command under bubblewrap.
+"""The `local` backend: a workspace folder on the host, commands under bubblewrap.
 
-Inside the sandbox the workspace is `/testbed` (the cwd), the host's system folders are mounted
-read-only (home folders and /work-style data are not visible), /tmp and $HOME are private to the
-environment, there is no network (unless `network: true`) and each command has its own pid
-namespace, so killing it kills every process it started. Where the host allows it (root, cgroup
-v1 or v2), a cgroup per environment caps processes and memory; otherwise rlimits do.
-Without bubblewrap, commands run as plain subprocesses after a loud warning.
+Inside the sandbox the workspace is `/testbed` (the cwd), the host's system folders and the
+Python running swesrl are mounted read-only (home folders and data folders are not visible),
+/tmp and $HOME are private to the environment, there is no network (unless `network: true`)
+and the sandbox has its own pid namespace. One bubblewrap sandbox per environment runs the
+command runner (`runner_script.py`), which starts each command, enforces its timeout and kills
+whatever it leaves behind; if the runner dies (say `kill -9 -1`), the next command starts a
+fresh sandbox. Where the host allows it (root, cgroup v1 or v2), a cgroup per environment caps
+processes and memory; otherwise rlimits do. Without bubblewrap, commands run as plain
+subprocesses after a loud warning.
 """
 
 from __future__ import annotations
