@@ -46,14 +46,17 @@ def main() -> None:
     ap.add_argument("--train-tasks", type=int, default=24)
     ap.add_argument("--test-tasks", type=int, default=8)
     ap.add_argument("--heldout-rows", type=int, default=40)
-    ap.add_argument("--sft-steps", type=int, default=120)
-    ap.add_argument("--srl-steps", type=int, default=12)
-    ap.add_argument("--srl-lr", type=float, default=5e-5)
+    ap.add_argument("--hidden", type=int, default=64)
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--sft-steps", type=int, default=40)
+    ap.add_argument("--srl-steps", type=int, default=8)
+    ap.add_argument("--srl-lr", type=float, default=3e-4)
     ap.add_argument("--max-new-tokens", type=int, default=128)
     args = ap.parse_args()
 
     from swesrl.config import load_config
     from swesrl.demo import Demo, DemoConfig
+    from swesrl.training.tiny import build_tiny_model
     from swesrl.utils import iter_jsonl, setup_logging
 
     setup_logging(logging.INFO)
@@ -77,31 +80,45 @@ def main() -> None:
     demo.stage("suite", demo.build_suite)
     demo.stage("expert", demo.run_experts)
     demo.stage("data", demo.build_data)
-    model = demo.stage("model", demo.make_model)
+    tag = f"h{args.hidden}_l{args.layers}_s{args.sft_steps}"
+    model_dir = out / "model" / tag
+
+    def make_model() -> dict:
+        texts = [json.dumps(r) for r in iter_jsonl(out / "data" / "train" / "sft_steps.jsonl")]
+        build_tiny_model(
+            model_dir,
+            texts=texts,
+            hidden_size=args.hidden,
+            num_layers=args.layers,
+            max_position_embeddings=4096,
+        )
+        return {"path": str(model_dir)}
+
+    demo.stage(f"model_{tag}", make_model)
     sft = demo.stage(
-        "sft", lambda: demo.train_sft(Path(model["path"]), out_dir=out / "sft", steps=args.sft_steps)
+        f"sft_{tag}", lambda: demo.train_sft(model_dir, out_dir=out / f"sft_{tag}", steps=args.sft_steps)
     )
     _, test = demo.split()
     test_ids = {i["instance_id"] for i in test}
     rows = [r for r in iter_jsonl(out / "data" / "test" / "srl.jsonl") if r["instance_id"] in test_ids]
     rows = rows[: args.heldout_rows]
     before = demo.stage(
-        "heldout_before", lambda: heldout_reward(Path(sft["final_model"]), rows, args.max_new_tokens)
+        f"heldout_before_{tag}", lambda: heldout_reward(Path(sft["final_model"]), rows, args.max_new_tokens)
     )
     results = []
     for seed in args.seeds:
         d = Demo(out, cfg, minutes=15, seed=seed)
+        srl_dir = out / f"srl_{tag}_seed{seed}"
         srl = d.stage(
-            f"srl_seed{seed}",
-            lambda d=d, s=seed: d.train_srl(Path(sft["final_model"]), out_dir=out / f"srl_seed{s}"),
+            f"srl_{tag}_seed{seed}", lambda d=d, o=srl_dir: d.train_srl(Path(sft["final_model"]), out_dir=o)
         )
         after = d.stage(
-            f"heldout_after_seed{seed}",
+            f"heldout_after_{tag}_seed{seed}",
             lambda srl=srl: heldout_reward(Path(srl["final_model"]), rows, args.max_new_tokens),
         )
         train_rewards = [
             json.loads(line)["reward"]
-            for line in (out / f"srl_seed{seed}" / "metrics.jsonl").read_text().splitlines()
+            for line in (srl_dir / "metrics.jsonl").read_text().splitlines()
             if '"reward"' in line
         ]
         results.append(

@@ -309,8 +309,6 @@ def make_trainer_class():
                 merged[key] = pad(tensors, padding_value=fill, padding_side=side)
             else:
                 raise UserError(f"dynamic sampling cannot merge the batch field {key!r} (multimodal inputs?)")
-        mask = merged["completion_mask"] * merged.get("tool_mask", 1)
-        merged["num_items_in_batch"] = mask.sum()
         return merged
 
     class SRLTrainer(GRPOTrainer):
@@ -356,6 +354,11 @@ def make_trainer_class():
                 )
                 return out
             target = len(inputs) // G
+            if bool(keep.all()):
+                self._metrics[mode]["dynamic_sampling/filtered_fraction"].append(0.0)
+                self._metrics[mode]["dynamic_sampling/rounds"].append(1)
+                self._metrics[mode]["dynamic_sampling/kept_prompts"].append(target)
+                return out
             kept_parts, flat_parts = [], []
             n_kept = n_seen = rounds = 0
             while True:
@@ -396,7 +399,10 @@ def make_trainer_class():
             merged = concat(
                 parts + [p for p in flat_parts if p["advantages"].numel()], self._tokenizer.pad_token_id
             )
-            return select_rows(merged, torch.arange(target * G, device=merged["advantages"].device))
+            merged = select_rows(merged, torch.arange(target * G, device=merged["advantages"].device))
+            loss_mask = merged["completion_mask"] * merged.get("tool_mask", 1)
+            merged["num_items_in_batch"] = loss_mask.sum()
+            return merged
 
     return SRLTrainer
 
