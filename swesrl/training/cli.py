@@ -153,6 +153,9 @@ def data_verify(
     config: list[str] = typer.Option(
         [], "--config", "-c", help="Agent config YAML files or key=value overrides."
     ),
+    workers: int = typer.Option(
+        1, "--workers", "-w", help="Trajectories replayed at the same time (one sandbox each)."
+    ),
 ) -> None:
     """Replay each expert trajectory in a sandbox, grade its patch, keep those that resolve their task."""
     from pathlib import Path
@@ -182,7 +185,7 @@ def data_verify(
             progress.update(task, completed=ok[1], status=f"{ok[0]} resolved")
 
         summary = verify_trajectories(
-            files, insts, out_file, agent_config, mirror or default_mirror(instances), tick
+            files, insts, out_file, agent_config, mirror or default_mirror(instances), tick, workers=workers
         )
     report = out_file.with_suffix(".report.json")
     atomic_write_json(report, summary)

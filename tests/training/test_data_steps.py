@@ -326,7 +326,9 @@ def test_cli_verify_keeps_trajectories_that_resolve(suite, tmp_path):
     experts = tmp_path / "experts.jsonl"
     experts.write_text("".join(json.dumps(t) + "\n" for t in (fixes, looks, unknown)))
     out = tmp_path / "verified.jsonl"
-    r = run_cli("verify", "--trajectories", str(experts), "--instances", str(instances), "--out", str(out))
+    r = run_cli(
+        "verify", "--trajectories", str(experts), "--instances", str(instances), "--out", str(out), "-w", "2"
+    )
     assert r.returncode == 0, r.stderr
     assert "1/2 trajectories reproduce a resolving patch" in r.stdout, r.stdout
     report = json.loads(out.with_suffix(".report.json").read_text())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,19 @@ def verify_one(traj: Trajectory, instance: dict, config: Any, mirror: str | Path
     return row | {"trajectory": replayed}
 
 
+def _safe_verify(traj: Trajectory, instance: dict, config: Any, mirror: str | Path | None) -> dict:
+    try:
+        return verify_one(traj, instance, config, mirror)
+    except Exception as e:  # one broken sandbox must not stop the run
+        log.warning("verify %s failed: %s", traj["instance_id"], e)
+        return {
+            "instance_id": traj["instance_id"],
+            "source": traj["source"],
+            "resolved": False,
+            "error": f"{type(e).__name__}: {e}",
+        }
+
+
 def verify_trajectories(
     paths: list[str | Path],
     instances: dict[str, dict],
@@ -70,40 +84,42 @@ def verify_trajectories(
     config: Any,
     mirror: str | Path | None = None,
     on_result: Callable[[dict], None] | None = None,
+    workers: int = 1,
 ) -> dict:
-    """Verify every trajectory; write the resolving ones to `out_file` (JSONL); return the summary."""
+    """Verify every trajectory (`workers` sandboxes at a time); write the resolving ones to `out_file`
+    (JSONL, input order); return the summary."""
+    from concurrent.futures import ThreadPoolExecutor
+
     out = Path(out_file)
     out.parent.mkdir(parents=True, exist_ok=True)
     results: list[dict] = []
     dropped: list[dict] = []
-    with open(out, "w", encoding="utf-8") as f:
+
+    def collect(row: dict) -> None:
+        traj = row.pop("trajectory", None)
+        if row["resolved"] and traj is not None:
+            f.write(json.dumps(traj, ensure_ascii=False) + "\n")
+            f.flush()
+        results.append(row)
+        if on_result:
+            on_result(row)
+
+    with open(out, "w", encoding="utf-8") as f, ThreadPoolExecutor(max(1, workers)) as pool:
+        pending: deque = deque()
         for item in iter_trajectories(paths):
             if isinstance(item, Dropped):
                 dropped.append(vars(item))
                 continue
             inst = instances.get(item["instance_id"])
             if inst is None:
-                dropped.append(
-                    vars(Dropped(item["source"], "no_instance", f"{item['instance_id']} not in --instances"))
-                )
+                why = f"{item['instance_id']} not in --instances"
+                dropped.append(vars(Dropped(item["source"], "no_instance", why)))
                 continue
-            try:
-                row = verify_one(item, inst, config, mirror)
-            except Exception as e:  # one broken sandbox must not stop the run
-                log.warning("verify %s failed: %s", item["instance_id"], e)
-                row = {
-                    "instance_id": item["instance_id"],
-                    "source": item["source"],
-                    "resolved": False,
-                    "error": f"{type(e).__name__}: {e}",
-                }
-            traj = row.pop("trajectory", None)
-            if row["resolved"] and traj is not None:
-                f.write(json.dumps(traj, ensure_ascii=False) + "\n")
-                f.flush()
-            results.append(row)
-            if on_result:
-                on_result(row)
+            pending.append(pool.submit(_safe_verify, item, inst, config, mirror))
+            while len(pending) > max(1, workers) or (pending and pending[0].done()):
+                collect(pending.popleft().result())
+        while pending:
+            collect(pending.popleft().result())
     n_ok = sum(r["resolved"] for r in results)
     return {
         "verified": len(results),
