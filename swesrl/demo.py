@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import random
 import re
 import shutil
@@ -63,7 +64,7 @@ class SuiteConfig(StrictModel):
     """Suite seed (the shipped checkpoint was trained on this suite's train split only)."""
     train_tasks: int = 68
     """Train tasks given expert trajectories (scaled by --minutes)."""
-    test_tasks: int = 32
+    test_tasks: int = 16
     """Held-out tasks evaluated (scaled by --minutes)."""
 
 
@@ -94,19 +95,24 @@ class DemoConfig(StrictModel):
     model: DemoModelConfig = DemoModelConfig()
     agent: str = "agent_tiny.yaml"
     """Agent config layered over agent.yaml (terse prompt, SRL context, greedy short replies)."""
-    workers: int = 2
+    workers: int = 4
     """Parallel sandboxes in agent runs and evaluations."""
     sft: DemoSFTConfig = DemoSFTConfig()
     srl: DemoSRLConfig = DemoSRLConfig()
 
 
 def scaled(cfg: DemoConfig, minutes: float) -> DemoConfig:
+    """Budgets for `minutes`: the demo.yaml values times minutes/15, with small floors, never above them."""
     f = minutes / REFERENCE_MINUTES
+
+    def scale(value: int, floor: int) -> int:
+        return max(min(floor, value), min(value, round(value * f)))
+
     c = cfg.model_copy(deep=True)
-    c.suite.train_tasks = max(8, min(cfg.suite.train_tasks, round(cfg.suite.train_tasks * f)))
-    c.suite.test_tasks = max(8, min(cfg.suite.test_tasks, round(cfg.suite.test_tasks * f)))
-    c.sft.steps = max(2, round(cfg.sft.steps * f))
-    c.srl.steps = max(1, round(cfg.srl.steps * f))
+    c.suite.train_tasks = scale(cfg.suite.train_tasks, 8)
+    c.suite.test_tasks = scale(cfg.suite.test_tasks, 8)
+    c.sft.steps = scale(cfg.sft.steps, 2)
+    c.srl.steps = scale(cfg.srl.steps, 1)
     return c
 
 
@@ -389,7 +395,7 @@ class Demo:
             source = str(src)
         return {"path": str(dest), "source": source, "parameters": count_parameters(dest)}
 
-    def evaluate_model(self, name: str, model_dir: Path) -> dict:
+    def evaluate_model(self, name: str, model_dir: Path, folder: Path | None = None) -> dict:
         from swesrl.agent.batch import run_batch
         from swesrl.agent.models import HFModel
         from swesrl.harness import evaluate
@@ -397,9 +403,9 @@ class Demo:
 
         config = self.agent_config()
         _, test = self.split()
-        folder = self.out / "eval" / name
+        folder = folder or self.out / "eval" / name
         model = HFModel(
-            str(model_dir), device="cpu", max_new_tokens=int(config.sampling.get("max_new_tokens", 160))
+            str(model_dir), device="cpu", max_new_tokens=int(config.sampling.get("max_new_tokens", 128))
         )
         run_batch(test, model, config, folder / "runs", workers=self.cfg.workers, mirror=self.mirror)
         preds = [
@@ -420,7 +426,10 @@ class Demo:
             rep = json.loads((folder / "harness" / inst["instance_id"] / "report.json").read_text())
             resolved[inst["instance_id"]] = bool(rep[inst["instance_id"]]["resolved"])
         # step similarity: greedy action vs the expert's on held-out step instances
-        rows = list(iter_jsonl(self.out / "data" / "test" / "srl.jsonl"))
+        test_ids = {i["instance_id"] for i in test}
+        rows = [
+            r for r in iter_jsonl(self.out / "data" / "test" / "srl.jsonl") if r["instance_id"] in test_ids
+        ]
         sampling = dict(config.sampling)
         completions: list[str] = []
         with make_progress() as bar:
@@ -462,10 +471,11 @@ class Demo:
         metrics["resolved_ids"] = sorted(i for i, ok in resolved.items() if ok)
         return metrics
 
-    def train_sft(self, base: Path) -> dict:
+    def train_sft(self, base: Path, out_dir: Path | None = None, steps: int | None = None) -> dict:
         from swesrl.training.sft import SFTConfig, train_sft
 
-        s = self.cfg.sft
+        s = self.cfg.sft.model_copy(update={"steps": steps} if steps else {})
+        out_dir = out_dir or self.out / "sft"
         cfg = SFTConfig.model_validate(
             {
                 "model": {"path": str(base), "dtype": "float32"},
@@ -481,7 +491,7 @@ class Demo:
                     "seed": self.seed,
                 },
                 "output": {
-                    "dir": str(self.out / "sft"),
+                    "dir": str(out_dir),
                     "save_steps": max(1, s.steps // 2),
                     "save_total_limit": 1,
                     "logging_steps": 1,
@@ -491,10 +501,11 @@ class Demo:
         )
         return train_sft(cfg)
 
-    def train_srl(self, base: Path) -> dict:
+    def train_srl(self, base: Path, out_dir: Path | None = None, steps: int | None = None) -> dict:
         from swesrl.training.srl import SRLConfig, train_srl
 
-        s = self.cfg.srl
+        s = self.cfg.srl.model_copy(update={"steps": steps} if steps else {})
+        out_dir = out_dir or self.out / "srl"
         cfg = SRLConfig.model_validate(
             {
                 "model": {"path": str(base), "dtype": "float32"},
@@ -511,7 +522,7 @@ class Demo:
                     "seed": self.seed,
                 },
                 "output": {
-                    "dir": str(self.out / "srl"),
+                    "dir": str(out_dir),
                     "save_steps": max(1, s.steps // 2),
                     "save_total_limit": 1,
                     "logging_steps": 1,
@@ -678,6 +689,9 @@ def run_demo(
     """Run (or resume) the demo in `out`; returns the report dict."""
     if minutes <= 0:
         raise UserError(f"--minutes must be positive, got {minutes}")
+    os.environ.setdefault(
+        "OMP_WAIT_POLICY", "PASSIVE"
+    )  # before torch loads: spinning threads crawl on a busy CPU
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a folder")
