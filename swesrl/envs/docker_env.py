@@ -270,7 +270,15 @@ class DockerEnv:
     def execute(self, command: str, timeout: float | None = None) -> Observation:
         return self._exec(command, timeout, self.config.max_output_bytes)
 
-    def _exec(self, command: str, timeout: float | None, limit: int) -> Observation:
+    def editor(self, params: dict[str, str], timeout: float | None = None) -> Observation:
+        """str_replace_editor, run by the container's runner in a fork (same output as the script)."""
+        if not self._use_runner:
+            from swesrl.envs.tools import editor_command
+
+            return self.execute(editor_command(params), timeout)
+        return self._exec("", timeout, self.config.max_output_bytes, {"editor": params})
+
+    def _exec(self, command: str, timeout: float | None, limit: int, req: dict | None = None) -> Observation:
         if self._closed:
             raise RuntimeError("environment is closed")
         timeout = self.config.timeout if timeout is None else timeout
@@ -279,7 +287,7 @@ class DockerEnv:
                 self._start_runner()
             if self._chan is not None:
                 try:
-                    self._chan.send({"cmd": command, "timeout": timeout, "limit": limit})
+                    self._chan.send({**(req or {"cmd": command}), "timeout": timeout, "limit": limit})
                     reply = self._chan.recv(timeout + 30)
                     return Observation(reply_text(reply), reply["returncode"], reply["timed_out"])
                 except RunnerDied as e:  # e.g. the command killed every process in the container

@@ -289,14 +289,19 @@ def run(params):
     return undo_edit(path)
 
 
+def respond(params):
+    """(observation text, exit status) for one call; the command runner calls this in a fork."""
+    try:
+        return run(params), 0
+    except Fail as e:
+        return str(e) + "\n", e.code
+
+
 def main():
     payload = sys.stdin.read() if sys.argv[1] == "-" else sys.argv[1]
     params = json.loads(base64.b64decode("".join(payload.split())).decode("utf-8"))
     out = sys.stdout.buffer if hasattr(sys.stdout, "buffer") else sys.stdout
-    try:
-        text, code = run(params), 0
-    except Fail as e:
-        text, code = str(e) + "\n", e.code
+    text, code = respond(params)
     out.write(text.encode("utf-8", "replace"))
     out.flush()
     sys.exit(code)

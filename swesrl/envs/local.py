@@ -270,16 +270,23 @@ class LocalEnv:
     def execute(self, command: str, timeout: float | None = None) -> Observation:
         return self._exec(command, timeout, self.config.max_output_bytes)
 
+    def editor(self, params: dict[str, str], timeout: float | None = None) -> Observation:
+        """str_replace_editor, run by the sandbox's runner in a fork (same output as the script)."""
+        return self._request({"editor": params}, timeout, self.config.max_output_bytes)
+
     def _exec(self, command: str, timeout: float | None, limit: int) -> Observation:
+        if not self.sandboxed:
+            command = command.replace(WORKDIR, str(self.workspace)).replace(STATE_DIR, str(self.state))
+        return self._request({"cmd": command}, timeout, limit)
+
+    def _request(self, req: dict, timeout: float | None, limit: int) -> Observation:
         if self._closed:
             raise RuntimeError("environment is closed")
         timeout = self.config.timeout if timeout is None else timeout
-        if not self.sandboxed:
-            command = command.replace(WORKDIR, str(self.workspace)).replace(STATE_DIR, str(self.state))
         if self._proc is None:
             self._start_runner()
         try:
-            self._chan.send({"cmd": command, "timeout": timeout, "limit": limit})
+            self._chan.send({**req, "timeout": timeout, "limit": limit})
             reply = self._chan.recv(timeout + 30)
         except RunnerDied as e:  # e.g. the command killed every process in the sandbox
             log.warning("sandbox runner died (%s); restarting it", e)

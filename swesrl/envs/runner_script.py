@@ -2,7 +2,8 @@
 
 Starting a process inside a sandbox is the slow part (bubblewrap builds namespaces, `docker exec`
 goes through runc), so each sandbox starts this runner once and sends it one JSON line per
-command on stdin: {"cmd", "timeout", "limit"}. The runner runs `bash -c cmd` (stderr merged into
+command on stdin: {"cmd", "timeout", "limit"} (or {"editor": params, ...} to run str_replace_editor
+in a fork of the runner, which saves an interpreter start-up per edit). The runner runs `bash -c cmd` (stderr merged into
 stdout) in /testbed in a new session, keeps the head and tail of its output, kills it at the
 timeout, and afterwards kills every process the command left behind (found by an environment
 marker, so also ones that left its session), stopping them first so a fork bomb cannot outrun
@@ -145,6 +146,69 @@ def run(cmd, timeout, limit):
     }
 
 
+_editor = []
+
+
+def run_editor(params, timeout, limit):
+    """str_replace_editor in a fork of this process: no interpreter start-up per edit."""
+    if not _editor:
+        import importlib.util
+
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "str_replace_editor.py")
+        spec = importlib.util.spec_from_file_location("swesrl_str_replace_editor", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _editor.append(module)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        code = 1
+        try:
+            os.close(r)
+            os.dup2(w, 1)
+            os.dup2(w, 2)
+            os.chdir(WORKDIR if os.path.isdir(WORKDIR) else "/")
+            text, code = _editor[0].respond(params)
+            data = text.encode("utf-8", "replace")
+            while data:
+                data = data[os.write(1, data) :]
+        except BaseException:
+            import traceback
+
+            os.write(2, traceback.format_exc().encode("utf-8", "replace"))
+        finally:
+            os._exit(code)
+    os.close(w)
+    data = bytearray()
+    deadline = time.monotonic() + timeout
+    timed_out = False
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            timed_out = True
+            os.kill(pid, signal.SIGKILL)
+            break
+        ready, _, _ = select.select([r], [], [], min(left, 1.0))
+        if ready:
+            chunk = os.read(r, 1 << 16)
+            if not chunk:
+                break
+            data += chunk
+    os.close(r)
+    status = os.waitpid(pid, 0)[1]
+    rc = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)
+    half = max(limit // 2, 1)
+    dropped = max(0, len(data) - 2 * half)
+    head, tail = (bytes(data[:half]), bytes(data[-half:])) if dropped else (bytes(data), b"")
+    return {
+        "head": base64.b64encode(head).decode(),
+        "tail": base64.b64encode(tail).decode(),
+        "dropped": dropped,
+        "returncode": -1 if timed_out else rc,
+        "timed_out": timed_out,
+    }
+
+
 def main():
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     out = sys.stdout.buffer if hasattr(sys.stdout, "buffer") else sys.stdout
@@ -155,7 +219,10 @@ def main():
         if not line.strip():
             continue
         req = json.loads(line.decode("utf-8"))
-        reply = run(req["cmd"], float(req["timeout"]), int(req["limit"]))
+        if "editor" in req:
+            reply = run_editor(req["editor"], float(req["timeout"]), int(req["limit"]))
+        else:
+            reply = run(req["cmd"], float(req["timeout"]), int(req["limit"]))
         reply["id"] = req.get("id")
         out.write(json.dumps(reply).encode() + b"\n")
         out.flush()

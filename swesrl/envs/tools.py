@@ -1,6 +1,7 @@
 """The agent's tools as commands in a sandbox: `bash` runs as is; `str_replace_editor` runs the
-standalone editor script (installed in every sandbox at `EDITOR_PATH`) with its parameters as
-base64 JSON, so no quoting can break them and both backends give the same observations.
+standalone editor script (installed in every sandbox at `EDITOR_PATH`), either forked by the
+sandbox's command runner (`env.editor`) or as `python3 EDITOR_PATH <base64 JSON>` (any other
+Environment), so no quoting can break the parameters and both backends give the same observations.
 `submit` is handled by the agent loop, not here.
 """
 
@@ -30,5 +31,7 @@ def execute_action(env: Environment, action, timeout: float | None = None) -> Ob
     if name == "bash":
         return env.execute(params.get("command", ""), timeout=timeout)
     if name == "str_replace_editor":
+        if hasattr(env, "editor"):  # the backends' runner forks the editor: no interpreter start-up
+            return env.editor(params, timeout=timeout)
         return env.execute(editor_command(params), timeout=timeout)
     raise ValueError(f"execute_action cannot run tool {name!r} (submit is handled by the agent loop)")

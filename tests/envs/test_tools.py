@@ -115,3 +115,17 @@ def test_same_observations_in_both_backends(repo, base_image):
     for action, local, docker in zip([*SCRIPT, "diff"], results["local"], results["docker"], strict=True):
         assert local == docker, f"{action}: local {local!r} != docker {docker!r}"
     assert results["local"][-4] == ("[1, 2, 3]\n", 0)
+
+
+def test_forked_editor_matches_the_script(env):
+    from swesrl.envs.tools import editor_command
+
+    for params in (
+        {"command": "view", "path": MOD, "view_range": "[1, 2]"},
+        {"command": "view", "path": "/testbed"},
+        {"command": "str_replace", "path": MOD, "old_str": "return", "new_str": "x"},
+        {"command": "create", "path": MOD, "file_text": "x"},
+        {"command": "view", "path": "relative.py"},
+    ):
+        forked, script = env.editor(params), env.execute(editor_command(params))
+        assert (forked.output, forked.returncode) == (script.output, script.returncode)
