@@ -35,9 +35,17 @@ def _backend(name: str):
     return getattr(importlib.import_module(module), cls)
 
 
-def make_env(source: Path, base_commit: str, config: SandboxConfig, image: str | None = None) -> Environment:
-    """A sandbox holding `source` (git repo, bare repo or bundle) at `base_commit`, shown at /testbed."""
-    return _backend(config.backend)(Path(source), base_commit, config, image=image)
+def make_env(
+    source: Path | None, base_commit: str, config: SandboxConfig, image: str | None = None
+) -> Environment:
+    """A sandbox holding `source` (git repo, bare repo or bundle) at `base_commit`, shown at /testbed.
+
+    With the docker backend, `source=None` uses the repository already at /testbed in `image`
+    (SWE-bench images)."""
+    backend = _backend(config.backend)
+    if source is None and config.backend != "docker":
+        raise UserError("the local backend needs a repository (source)")
+    return backend(None if source is None else Path(source), base_commit, config, image=image)
 
 
 def env_for_instance(instance, config: SandboxConfig, mirror: str | Path | None = None) -> Environment:
@@ -45,6 +53,10 @@ def env_for_instance(instance, config: SandboxConfig, mirror: str | Path | None 
     from swesrl.tasks.instances import repo_source
 
     source = repo_source(instance, mirror)
+    if source is None and config.backend == "docker" and instance.get("image_name"):
+        return make_env(
+            None, instance["base_commit"], config, image=instance["image_name"]
+        )  # repo is in the image
     if source is None:
         raise UserError(
             f"{instance['instance_id']}: no repository for {instance['repo']} in mirror {mirror} "

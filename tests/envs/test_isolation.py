@@ -39,11 +39,10 @@ def test_writes_outside_the_workspace_do_not_reach_the_host(env, backend, tmp_pa
     assert marker in env.diff()  # the workspace itself is writable
 
 
-def test_host_home_and_data_are_hidden_in_local(env, backend):
-    if backend != "local":
-        pytest.skip("local backend only")
-    obs = env.execute("ls /work /home 2>&1 | head -2; ls /proc | grep -c '^[0-9]'")
-    lines = obs.output.splitlines()
+def test_host_home_and_data_are_hidden_in_local(repo):
+    with make_env(repo[0], repo[1], SandboxConfig()) as env:
+        obs = env.execute("ls /work /home 2>&1 | head -2; ls /proc | grep -c '^[0-9]'")
+        lines = obs.output.splitlines()
     assert all("No such file or directory" in x for x in lines[:2]), obs.output
     assert int(lines[-1]) <= 5  # own pid namespace: only the command's processes
 
