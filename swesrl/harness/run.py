@@ -162,8 +162,10 @@ def _open_env(instance: Instance, spec: EvalSpec, config: SandboxConfig, mirror)
     from swesrl.tasks.instances import repo_source
 
     cfg = config.model_copy(update={"max_output_bytes": max(config.max_output_bytes, MAX_LOG_BYTES + 4096)})
-    if config.backend == "docker" and spec.image and (
-        spec.kind in ("classic", "eval_script") or repo_source(instance, mirror) is None
+    if (
+        config.backend == "docker"
+        and spec.image
+        and (spec.kind in ("classic", "eval_script") or repo_source(instance, mirror) is None)
     ):
         from swesrl.envs.docker_env import DockerEnv
 
@@ -467,8 +469,8 @@ def evaluate(
 ) -> dict[str, Any]:
     """Evaluate predictions (SWE-bench JSONL rows) on instances; resume-safe; returns the summary.
 
-    Instances whose report.json exists are skipped (with `retry_errors`, those whose status is
-    `error` run again). Predictions for unknown ids and conflicting duplicates are logged and left
+    Instances whose report.json exists for the same patch are skipped (with `retry_errors`, those
+    whose status is `error` run again; a changed prediction is graded again). Predictions for unknown ids and conflicting duplicates are logged and left
     out; instances without a prediction count as incomplete, as in swebench.
     """
     if workers < 1:
@@ -490,7 +492,15 @@ def evaluate(
             continue
         rep = read_report(run_dir / iid, iid)
         if rep is not None and not (retry_errors and rep["status"] == Status.ERROR.value):
-            continue
+            try:
+                same = (run_dir / iid / PATCH).read_text(encoding="utf-8") == (
+                    by_id[iid].get("model_patch") or ""
+                )
+            except OSError:
+                same = False
+            if same:
+                continue
+            log.warning("%s: the prediction differs from the one graded in %s; grading it again", iid, run_id)
         todo.append(inst)
     n_done = len(by_id) - len(todo)
     if n_done:
