@@ -240,9 +240,13 @@ def parse_search_replace(text: str, files: dict[str, str]) -> tuple[dict[str, st
     changed: set[str] = set()
     problems: list[str] = []
     blocks = list(_BLOCK.finditer(text))
+    last_raw: str | None = None
     for k, m in enumerate(blocks, 1):
         search, replace = m.group(1), m.group(2)
         raw = _path_before(text, m.start())
+        if raw and re.match(r">{5,9} ?REPLACE", raw):  # a second block for the file of the one before
+            raw = last_raw
+        last_raw = raw
         path = resolve_path(raw, known) if raw else None
         if path is None and raw and not search.strip():
             path = raw.strip().strip("`*'\":").lstrip("#").strip()  # a new file

@@ -66,6 +66,15 @@ def test_several_blocks_one_bad_and_unknown_file():
     assert "SEARCH text not found in calc/ops.py" in problems[0] and "not shown" in problems[1]
 
 
+def test_consecutive_blocks_share_the_path_line():
+    answer = (
+        "### calc/ops.py\n<<<<<<< SEARCH\n    return a - b\n=======\n    return a + b\n>>>>>>> REPLACE\n"
+        "<<<<<<< SEARCH\n    return a * b\n=======\n    return b * a\n>>>>>>> REPLACE\n"
+    )
+    patch, problems = edits_to_patch(answer, FILES)
+    assert problems == [] and "+    return a + b" in patch and "+    return b * a" in patch
+
+
 def test_new_file_block_and_unified_diff_with_wrong_line_numbers(tmp_path):
     answer = "### calc/new.py\n<<<<<<< SEARCH\n=======\nY = 2\n>>>>>>> REPLACE\n"
     patch, problems = edits_to_patch(answer, FILES)
