@@ -138,13 +138,16 @@ def child(inp: str, out: str, workers: str) -> None:
     t0 = time.perf_counter()
     stats = build_dataset([inp], out, BuildOptions(), workers=int(workers))
     wall = time.perf_counter() - t0
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+    rss_mb = me.ru_maxrss / 1024
     child_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     sizes = {p.name: p.stat().st_size for p in Path(out).iterdir()}
     print(
         json.dumps(
             {
                 "wall_s": wall,
+                "cpu_s": cpu_s,
                 "peak_rss_mb": rss_mb,
                 "worker_peak_rss_mb": child_rss_mb,
                 "instances": stats["instances"],
@@ -211,12 +214,12 @@ def main() -> None:
     }
     print(
         f"{'trajectories':>12} {'workers':>7} {'steps':>8} {'instances':>9} {'input MB':>8} {'srl.jsonl MB':>12} "
-        f"{'build s':>8} {'inst/s':>8} {'peak RSS MB':>11} {'worker RSS MB':>13}"
+        f"{'build s':>8} {'CPU s':>7} {'inst/s':>8} {'inst/CPU s':>10} {'peak RSS MB':>11} {'worker RSS MB':>13}"
     )
     for r in rows:
         print(
             f"{r['trajectories']:>12} {r['workers']:>7} {r['steps']:>8} {r['instances']:>9} {r['input_mb']:>8} "
-            f"{r['bytes']['srl.jsonl'] / 2**20:>12.0f} {r['wall_s']:>8.1f} {r['instances'] / r['wall_s']:>8.0f} {r['peak_rss_mb']:>11.0f} {r['worker_peak_rss_mb']:>13.0f}"
+            f"{r['bytes']['srl.jsonl'] / 2**20:>12.0f} {r['wall_s']:>8.1f} {r['cpu_s']:>7.1f} {r['instances'] / r['wall_s']:>8.0f} {r['instances'] / r['cpu_s']:>10.0f} {r['peak_rss_mb']:>11.0f} {r['worker_peak_rss_mb']:>13.0f}"
         )
     print(
         f"load average before/after: {result['machine']['loadavg_before']} / {result['machine']['loadavg_after']} on {os.cpu_count()} CPUs"
