@@ -60,6 +60,10 @@ def gc_cmd(
     ),
 ) -> None:
     from swesrl.envs.docker_env import gc
+    from swesrl.envs.local import gc_local
 
+    stale = gc_local()
+    if stale:
+        typer.echo(f"removed {len(stale)} leftover local sandbox folder(s) / cgroup(s)")
     removed = gc(all_containers=all_)
     typer.echo(f"removed {len(removed)} sandbox container(s)" + (f": {' '.join(removed)}" if removed else ""))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import re
 import select
 import shlex
@@ -139,7 +140,23 @@ def source_from_dir(repo: Path) -> tuple[Path, str]:
 
 
 def new_tempdir(prefix: str = "swesrl-") -> Path:
-    return Path(tempfile.mkdtemp(prefix=prefix))
+    """A temporary folder named `<prefix><owner pid>-...`, so `swesrl sandbox gc` can find leftovers."""
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-"))
+
+
+RUNNER_DIED = (
+    "The sandbox's command runner was killed (did the command kill every process?); it was restarted.\n"
+)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 def rmtree(path: Path) -> None:

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from swesrl.envs.base import WORKDIR, Observation, SandboxConfig
 from swesrl.envs.common import (
+    RUNNER_DIED,
     RUNNER_PATH,
     STATE_DIR,
     Channel,
@@ -242,7 +243,7 @@ class DockerEnv:
         tmp = new_tempdir("swesrl-docker-")
         try:
             ws, commit = make_workspace(source, base_commit, tmp)
-            fd, name = tempfile.mkstemp(prefix="swesrl-testbed-", suffix=".tar")
+            fd, name = tempfile.mkstemp(prefix=f"swesrl-testbed-{os.getpid()}-", suffix=".tar")
             os.close(fd)
 
             def owner_root(ti: tarfile.TarInfo) -> tarfile.TarInfo:
@@ -293,7 +294,7 @@ class DockerEnv:
                 except RunnerDied as e:  # e.g. the command killed every process in the container
                     log.warning("sandbox runner died (%s); restarting it", e)
                     self._stop_runner(restart_container="no answer" in str(e))
-                    return Observation("", -1, False)
+                    return Observation(RUNNER_DIED, -1, False)
         return self._exec_direct(command, timeout, limit)
 
     def _start_runner(self) -> None:

@@ -15,17 +15,20 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import resource
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
 
 from swesrl.envs.base import WORKDIR, Observation, SandboxConfig
 from swesrl.envs.common import (
+    RUNNER_DIED,
     RUNNER_PATH,
     STATE_DIR,
     Channel,
@@ -35,6 +38,7 @@ from swesrl.envs.common import (
     editor_script,
     make_workspace,
     new_tempdir,
+    pid_alive,
     reply_text,
     reset_script,
     rmtree,
@@ -180,6 +184,7 @@ class LocalEnv:
                 self.cgroup = Cgroup(config.pids, self.memory)
             self._argv = self._bwrap_argv() if self.sandboxed else []
             self._env = sandbox_env(config.env, self._python_bins())
+            self._start_runner()
         except BaseException:
             self.close()
             raise
@@ -283,6 +288,8 @@ class LocalEnv:
         if self._closed:
             raise RuntimeError("environment is closed")
         timeout = self.config.timeout if timeout is None else timeout
+        if self._proc is not None and self._proc.poll() is not None:  # died between commands
+            self._stop_runner()
         if self._proc is None:
             self._start_runner()
         try:
@@ -291,7 +298,7 @@ class LocalEnv:
         except RunnerDied as e:  # e.g. the command killed every process in the sandbox
             log.warning("sandbox runner died (%s); restarting it", e)
             self._stop_runner()
-            return Observation("", -1, False)
+            return Observation(RUNNER_DIED, -1, False)
         text = reply_text(reply)
         if not self.sandboxed:
             text = text.replace(str(self.workspace), WORKDIR)
@@ -338,3 +345,29 @@ class LocalEnv:
             self.close()
         except Exception:
             pass
+
+
+def gc_local() -> list[str]:
+    """Remove workspaces and cgroups left by local sandboxes whose owner process died (SIGKILL)."""
+    removed = []
+    roots = [Path(tempfile.gettempdir()).glob("swesrl-*-*")]
+    cg = Path("/sys/fs/cgroup")
+    for ctrl, own in Cgroup._own_paths().items():  # where Cgroup() makes them (v1: per controller)
+        parent = cg / (ctrl if ctrl and (cg / ctrl).is_dir() else "") / own.lstrip("/")
+        roots.append(parent.glob("swesrl-*-*"))
+    for it in roots:
+        for path in it:
+            m = re.match(r"swesrl-(?:local-|docker-|testbed-)?(\d+)-", path.name)
+            if not m or pid_alive(int(m.group(1))):
+                continue
+            try:
+                if path.is_relative_to("/sys/fs/cgroup"):
+                    path.rmdir()
+                elif path.is_dir():
+                    rmtree(path)
+                else:
+                    path.unlink()
+                removed.append(str(path))
+            except OSError as e:
+                log.debug("gc: %s: %s", path, e)
+    return removed

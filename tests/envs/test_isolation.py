@@ -116,7 +116,7 @@ KILL_SCRIPT = textwrap.dedent(
 )
 
 
-def _start_and_sigkill(repo, backend: str) -> None:
+def _start_and_sigkill(repo, backend: str) -> int:
     proc = subprocess.Popen(
         [sys.executable, "-c", KILL_SCRIPT, str(repo[0]), repo[1], backend], stdout=subprocess.PIPE, text=True
     )
@@ -124,10 +124,11 @@ def _start_and_sigkill(repo, backend: str) -> None:
     time.sleep(1.0)  # the command is running
     proc.kill()
     proc.wait()
+    return proc.pid
 
 
 def test_sigkill_of_the_owner_leaves_no_local_processes(repo):
-    _start_and_sigkill(repo, "local")
+    pid = _start_and_sigkill(repo, "local")
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
@@ -135,6 +136,13 @@ def test_sigkill_of_the_owner_leaves_no_local_processes(repo):
             break
         time.sleep(0.2)
     assert "sleep 4321.5" not in ps
+    import tempfile
+
+    leftovers = list(Path(tempfile.gettempdir()).glob(f"swesrl-local-{pid}-*"))
+    assert leftovers  # the workspace of the killed process...
+    out = subprocess.run([sys.executable, "-m", "swesrl", "sandbox", "gc"], capture_output=True, text=True)
+    assert "leftover local sandbox" in out.stdout or out.returncode != 0  # (no daemon: local part still ran)
+    assert not any(p.exists() for p in leftovers)  # ...is removed by gc
 
 
 @pytest.mark.docker
