@@ -303,10 +303,18 @@ def test_bad_inputs_are_counted_with_reasons(tmp_path):
         + "\n"
     )
     (tmp_path / "empty.json").write_text("")
+    early = {"trajectory": [], "history": [], "info": {"exit_status": "exit_cost"}}
+    (tmp_path / "early.traj").write_text(json.dumps(early))
     (tmp_path / "broken.traj").write_text('{"trajectory": [')
     items = list(
         iter_trajectories(
-            [mixed, tmp_path / "empty.json", tmp_path / "broken.traj", tmp_path / "missing.jsonl"]
+            [
+                mixed,
+                tmp_path / "empty.json",
+                tmp_path / "early.traj",
+                tmp_path / "broken.traj",
+                tmp_path / "missing.jsonl",
+            ]
         )
     )
     got = [(i.reason, i.source) if isinstance(i, Dropped) else i["instance_id"] for i in items]
@@ -316,6 +324,7 @@ def test_bad_inputs_are_counted_with_reasons(tmp_path):
         ("unknown_format", f"{mixed}:3"),
         ("no_actions", f"{mixed}:4"),
         ("empty_file", str(tmp_path / "empty.json")),
+        ("no_actions", str(tmp_path / "early.traj")),
         ("bad_json", str(tmp_path / "broken.traj")),
         ("missing_file", str(tmp_path / "missing.jsonl")),
     ]

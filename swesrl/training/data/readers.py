@@ -340,6 +340,8 @@ def detect_format(record: Any) -> str | None:
     if not isinstance(record, dict):
         return None
     traj = record.get("trajectory")
+    if traj == [] and "history" in record:
+        return "sweagent"  # an episode that ended before its first action
     if isinstance(traj, list) and traj and isinstance(traj[0], dict):
         if "action" in traj[0] and ("observation" in traj[0] or "response" in traj[0]):
             return "sweagent"
