@@ -13,6 +13,7 @@ Messages are OpenAI-style dicts: `[system, user (task), assistant, user (observa
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Literal
 
 from swesrl.agent.actions import FormatError, parse_action
@@ -30,6 +31,7 @@ class ContextPolicy(StrictModel):
     """Text put before the kept steps when earlier ones were dropped; empty for none."""
 
 
+@lru_cache(maxsize=4096)
 def action_only(content: str) -> str:
     """The call of an assistant turn without its reasoning (unparseable turns are kept as they are)."""
     try:
