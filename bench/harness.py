@@ -75,14 +75,17 @@ def main() -> None:
                 )
                 console.print(rows[-1])
     table = Table(title=f"swesrl eval throughput ({args.n} bundled tasks, gold patches)")
-    for col in ("backend", "workers", "instances", "resolved", "seconds", "inst/min", "load avg"):
+    for col in ("backend", "workers", "instances", "resolved", "errors", "seconds", "inst/min", "load avg"):
         table.add_column(col, justify="right")
     for r in rows:
         table.add_row(
-            r["backend"], str(r["workers"]), str(r["instances"]), str(r["resolved"]), f"{r['seconds']:.1f}",
+            r["backend"], str(r["workers"]), str(r["instances"]), str(r["resolved"]), str(r["errors"]), f"{r['seconds']:.1f}",
             f"{r['instances_per_min']:.1f}", f"{r['load_avg_before']:.1f}",
         )  # fmt: skip
     console.print(table)
+    if any(r["errors"] for r in rows):
+        console.print("[red]some instances ended in error: results not written[/]")
+        raise SystemExit(1)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"cpus": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version()}
