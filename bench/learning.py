@@ -8,10 +8,9 @@ evaluated on the same held-out tasks: resolve rate (agent loop in local sandboxe
 mean step similarity (greedy action vs expert, SRL reward) on held-out step instances.
 
 Equal training compute: every arm makes 2 x `--steps` optimizer updates on 8 sequences each
-(SFT: batch 8; SRL: 2 prompts x 4 rollouts; RLVR: 2 episodes x 4 rollouts' turns, the
+(SFT: batch 8; SRL: 2 prompts x 4 rollouts; RLVR: 2 tasks x 4 episodes (their turns), the
 rollout and grading cost not counted), split half and half between its two stages.
-RLVR here is the minimal on-policy multi-turn GRPO below (reward = harness `resolved`), because
-the trainer's RLVR stage had not landed when this was written; replace `rlvr()` with it then.
+RLVR is `swesrl.training.rlvr` (agent episodes in sandboxes, reward = harness `resolved`).
 Prints mean and std over seeds and writes bench/results/learning.json.
 """
 
@@ -21,11 +20,9 @@ import argparse
 import json
 import logging
 import os
-import random
 import statistics
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,99 +36,35 @@ log = logging.getLogger("bench.learning")
 ARMS = ("sft_only", "sft_then_srl", "srl_then_rlvr")
 
 
-def rlvr(
-    demo: Demo,
-    base: Path,
-    out_dir: Path,
-    steps: int,
-    seed: int,
-    tasks_per_step: int = 2,
-    G: int = 4,
-    lr: float = 5e-5,
-) -> dict:
-    """On-policy multi-turn GRPO with the verifiable reward (1 if the harness resolves the patch)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def rlvr(demo: Demo, base: Path, out_dir: Path, steps: int, seed: int) -> dict:
+    """The trainer's RLVR (agent episodes in sandboxes, reward = harness `resolved`) on the train tasks."""
+    from swesrl.training.rlvr import RLVRConfig, train_rlvr
 
-    from swesrl.agent.context import select_context
-    from swesrl.agent.loop import run_agent
-    from swesrl.agent.models import HFModel
-    from swesrl.envs import SandboxConfig, env_for_instance
-    from swesrl.harness import grade_patch
-    from swesrl.training.grpo import group_advantages
-
-    final = out_dir / "final"
-    if (final / "config.json").is_file():
-        return json.loads((out_dir / "summary.json").read_text())
-    tok = AutoTokenizer.from_pretrained(str(base))
-    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
-    hf = HFModel.__new__(HFModel)  # the agent backend around the in-memory policy
-    hf.__dict__.update(model=model, tokenizer=tok, device="cpu", max_new_tokens=128, name="hf:rlvr")
-    hf._lock = __import__("threading").Lock()
-    hf._pending, hf._pending_lock = [], __import__("threading").Lock()
-    tok.padding_side = "left"
-    config = demo.agent_config(sampling={"temperature": 1.0, "max_new_tokens": 128}, step_limit=6)
     train, _ = demo.split()
-    rng = random.Random(seed)
-    torch.manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr)
-    log_rows = []
-
-    def episode(inst):
-        with env_for_instance(inst, config.sandbox, mirror=demo.mirror) as env:
-            traj = run_agent(inst, hf, env, config)
-        rep = grade_patch(
-            inst, traj["info"].get("submission") or "", SandboxConfig(), demo.mirror, timeout=120
-        )
-        return traj, float(rep["resolved"])
-
-    for step in range(steps):
-        insts = rng.sample(train, tasks_per_step)
-        model.eval()
-        with ThreadPoolExecutor(demo.cfg.workers) as pool:
-            results = list(pool.map(episode, [i for i in insts for _ in range(G)]))
-        model.train()
-        rewards = torch.tensor([r for _, r in results])  # (tasks*G,)
-        adv = group_advantages(rewards, G)  # (tasks*G,)
-        loss_terms = []
-        for (traj, _), a in zip(results, adv.tolist(), strict=True):
-            if a == 0.0:
-                continue
-            msgs = traj["messages"]
-            for i in range(2, len(msgs)):
-                if msgs[i]["role"] != "assistant":
-                    continue
-                prompt = select_context(msgs[:i], config.context)
-                p_text = tok.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
-                p_ids = tok(p_text, add_special_tokens=False)["input_ids"]
-                c_ids = tok(msgs[i]["content"], add_special_tokens=False)["input_ids"][:128]
-                ids = torch.tensor([p_ids + c_ids])
-                logits = model(input_ids=ids).logits[0, len(p_ids) - 1 : -1]  # (T, V)
-                logp = torch.log_softmax(logits, -1).gather(-1, ids[0, len(p_ids) :, None]).squeeze(-1)
-                loss_terms.append(-a * logp.mean())
-        if (
-            loss_terms
-        ):  # on-policy, one update per batch: the clipped ratio is 1, the gradient is A * grad log p
-            opt.zero_grad()
-            torch.stack(loss_terms).mean().backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-        log_rows.append(
-            {"step": step + 1, "reward_mean": rewards.mean().item(), "updated_turns": len(loss_terms)}
-        )
-        log.info(
-            "rlvr step %d: mean reward %.3f, %d turns with signal", step + 1, rewards.mean(), len(loss_terms)
-        )
-    model.save_pretrained(final)
-    tok.save_pretrained(final)
-    summary = {
-        "global_step": steps,
-        "final_model": str(final),
-        "log": log_rows,
-        "steps_with_signal": sum(r["updated_turns"] > 0 for r in log_rows),
-    }
-    atomic_write_json(out_dir / "summary.json", summary)
-    return summary
+    cfg = RLVRConfig.model_validate(
+        {
+            "model": {"path": str(base), "dtype": "float32"},
+            "data": {
+                "instances": str(demo.suite_dir / "instances.jsonl"),
+                "ids": [i["instance_id"] for i in train],
+            },
+            "agent": [demo.cfg.agent, "step_limit=6"],
+            "grade_timeout": 120,
+            "train": {
+                "prompts_per_step": 2,
+                "num_generations": 4,
+                "micro_batch_size": 8,
+                "learning_rate": demo.cfg.srl.learning_rate,
+                "max_steps": steps,
+                "max_new_tokens": 128,
+                "max_rounds": 1,
+                "workers": demo.cfg.workers,
+                "seed": seed,
+            },
+            "output": {"dir": str(out_dir), "save_steps": steps, "plots": False},
+        }
+    )
+    return train_rlvr(cfg)
 
 
 def run_arm(demo: Demo, arm: str, seed: int, base: Path, steps: int, work: Path) -> dict:
@@ -146,10 +79,10 @@ def run_arm(demo: Demo, arm: str, seed: int, base: Path, steps: int, work: Path)
         final, second = Path(first["final_model"]), {}
     elif arm == "sft_then_srl":
         first = demo.train_sft(base, d / "sft", steps=steps)
-        second = demo.train_srl(Path(first["final_model"]), d / "srl", steps=steps)
+        second = demo.srl_or_skip(Path(first["final_model"]), d / "srl", steps=steps)
         final = Path(second["final_model"])
     else:
-        first = demo.train_srl(base, d / "srl", steps=steps)
+        first = demo.srl_or_skip(base, d / "srl", steps=steps)
         second = rlvr(demo, Path(first["final_model"]), d / "rlvr", steps, seed)
         final = Path(second["final_model"])
     train_s = time.monotonic() - t0
@@ -208,6 +141,9 @@ def main() -> None:
             for g in ("all", "heldout_repo", "heldout_family"):
                 m, s = mean_std([r["eval"][g][key] for r in rs])
                 row[f"{key}/{g}"] = {"mean": round(m, 4), "std": round(s, 4)}
+        row["rlvr_mean_reward"] = [
+            (r["stages"][-1].get("reward") if arm == "srl_then_rlvr" else None) for r in rs
+        ]
         row["train_seconds"] = round(statistics.fmean(r["train_seconds"] for r in rs), 1)
         table[arm] = row
     out = {

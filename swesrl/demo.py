@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import typer
 
@@ -93,6 +93,9 @@ class DemoSRLConfig(StrictModel):
 class DemoConfig(StrictModel):
     suite: SuiteConfig = SuiteConfig()
     model: DemoModelConfig = DemoModelConfig()
+    expert: Literal["short", "scripted"] = "short"
+    """`short`: the demo's 4-step expert (find, read, edit, submit), sized for a tiny model; `scripted`:
+    `swesrl.tasks.expert.ScriptedExpert` (varied ~10-step trajectories, for real models)."""
     agent: str = "agent_tiny.yaml"
     """Agent config layered over agent.yaml (terse prompt, SRL context, greedy short replies)."""
     workers: int = 4
@@ -282,6 +285,13 @@ class Demo:
             "test_groups": {g: sum(group_of(i) == g for i in test) for g in GROUPS},
         }
 
+    def expert(self, instance: dict):
+        if self.cfg.expert == "scripted":
+            from swesrl.tasks.expert import ScriptedExpert
+
+            return ScriptedExpert(instance, seed=self.cfg.suite.seed, think_tags=True)
+        return ShortExpert(instance, self.mirror)
+
     def run_experts(self, grade: bool = False) -> dict:
         """Expert trajectories on the train and held-out tasks; `grade` checks their patches with the harness."""
         from swesrl.agent.batch import finished_status, run_instance, traj_path
@@ -298,8 +308,7 @@ class Demo:
             with make_progress() as bar, ThreadPoolExecutor(self.cfg.workers) as pool:
                 job = bar.add_task(f"expert trajectories ({name})", total=len(todo), status="")
                 futs = [
-                    pool.submit(run_instance, i, ShortExpert(i, self.mirror), config, folder, self.mirror)
-                    for i in todo
+                    pool.submit(run_instance, i, self.expert(i), config, folder, self.mirror) for i in todo
                 ]
                 for f in as_completed(futs):
                     f.result()
@@ -532,6 +541,16 @@ class Demo:
         )
         return train_srl(cfg)
 
+    def srl_or_skip(self, base: Path, out_dir: Path | None = None, steps: int | None = None) -> dict:
+        """SRL; a policy whose rollouts never differ in reward (e.g. all malformed) gives GRPO nothing: say so."""
+        from swesrl.training.srl import DynamicSamplingExhausted
+
+        try:
+            return self.train_srl(base, out_dir, steps)
+        except DynamicSamplingExhausted as e:
+            log.warning("SRL skipped: %s", e)
+            return {"global_step": 0, "final_model": str(base), "skipped": str(e)}
+
     # -- the whole run
 
     def run(self) -> dict:
@@ -546,7 +565,7 @@ class Demo:
         evals = {"base": self.stage("eval_base", lambda: self.evaluate_model("base", Path(model["path"])))}
         sft = self.stage("sft", lambda: self.train_sft(Path(model["path"])))
         evals["sft"] = self.stage("eval_sft", lambda: self.evaluate_model("sft", Path(sft["final_model"])))
-        srl = self.stage("srl", lambda: self.train_srl(Path(sft["final_model"])))
+        srl = self.stage("srl", lambda: self.srl_or_skip(Path(sft["final_model"])))
         evals["srl"] = self.stage("eval_srl", lambda: self.evaluate_model("srl", Path(srl["final_model"])))
         report = {
             "minutes": self.minutes,
@@ -558,7 +577,7 @@ class Demo:
             "model": model,
             "training": {
                 "sft": {k: sft.get(k) for k in ("global_step", "first_loss", "last_loss", "final_model")},
-                "srl": {k: srl.get(k) for k in ("global_step", "final_model")}
+                "srl": {k: srl.get(k) for k in ("global_step", "final_model", "skipped")}
                 | {"last_reward": (srl.get("metrics") or {}).get("reward")},
             },
             "evaluations": evals,
@@ -665,7 +684,8 @@ def render_report(r: dict) -> str:
     lines += [
         "",
         f"SFT warm-up: {t['sft']['global_step']} steps, loss {fmt(t['sft']['first_loss'])} -> {fmt(t['sft']['last_loss'])}. "
-        f"SRL: {t['srl']['global_step']} GRPO steps, last mean reward {fmt(t['srl']['last_reward'])}.",
+        f"SRL: {t['srl']['global_step']} GRPO steps, last mean reward {fmt(t['srl']['last_reward'])}."
+        + (f" SRL was skipped: {t['srl']['skipped']}" if t["srl"].get("skipped") else ""),
         "",
         "Step similarity is the mean SRL reward (2M/T of the greedy action vs the expert's, -1 on a format "
         "failure) on held-out step instances (task + last 2 expert steps). Resolve rate: the agent loop "

@@ -79,7 +79,9 @@ def test_demo_end_to_end_and_resume(tmp_path):
         ):
             assert (out / "eval" / stage / "harness" / iid / "report.json").is_file()
     assert on_disk["training"]["sft"]["global_step"] == 2
-    assert on_disk["training"]["srl"]["global_step"] == 1
+    srl = on_disk["training"]["srl"]
+    # a starting model whose rollouts all fail the format gives GRPO no signal: the demo says so
+    assert srl["global_step"] == 1 or "no signal" in srl["skipped"]
     assert "| after SRL |" in (out / "report.md").read_text()
     assert report["evaluations"]["srl"]["all"] == on_disk["evaluations"]["srl"]["all"]
 
