@@ -308,7 +308,7 @@ class DockerEnv:
                 self.container.start()
             exec_id = api.exec_create(
                 self.container.id,
-                ["python3", RUNNER_PATH],
+                ["python3", "-I", "-S", RUNNER_PATH],
                 stdin=True,
                 workdir=WORKDIR,
                 environment=self._exec_env,

@@ -229,7 +229,12 @@ class LocalEnv:
             resource.setrlimit(resource.RLIMIT_NPROC, (self.config.pids, self.config.pids))
 
     def _start_runner(self) -> None:
-        runner = [sys.executable, RUNNER_PATH if self.sandboxed else str(self.state / "runner.py")]
+        runner = [
+            sys.executable,
+            "-I",
+            "-S",
+            RUNNER_PATH if self.sandboxed else str(self.state / "runner.py"),
+        ]
         if self.sandboxed:
             envs = [x for k, v in self._env.items() for x in ("--setenv", k, v)]
             argv, env = [*self._argv, *envs, "--", *runner], {"PATH": os.environ.get("PATH", "")}
