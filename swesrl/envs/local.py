@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-import resource
+import shlex
 import shutil
 import signal
 import subprocess
@@ -126,11 +126,6 @@ class Cgroup:
             if (path / f).exists():
                 (path / f).write_text(str(v))
 
-    def attach(self) -> None:
-        """Called in the child between fork and exec."""
-        for p in self.paths:
-            (p / "cgroup.procs").write_text(str(os.getpid()))
-
     def kill_all(self) -> None:
         for p in self.paths:
             try:
@@ -220,13 +215,17 @@ class LocalEnv:
         a += ["--remount-ro", "/", "--chdir", WORKDIR, "--clearenv"]
         return a
 
-    def _preexec(self) -> None:
-        if self.cgroup is not None and self.cgroup.paths:
-            self.cgroup.attach()
+    def _limited(self, argv: list[str]) -> list[str]:
+        """Wrap argv in a shell that joins the cgroup (or sets rlimits) and then execs it; no
+        preexec_fn, which is unsafe in threaded programs (harness workers)."""
+        steps = []
+        if self.cgroup is not None:
+            steps += [f"echo $$ > {shlex.quote(str(p / 'cgroup.procs'))}" for p in self.cgroup.paths]
         if self.cgroup is None or not self.cgroup.has_memory:
-            resource.setrlimit(resource.RLIMIT_AS, (self.memory, self.memory))
+            steps.append(f"ulimit -v {self.memory // 1024}")
         if (self.cgroup is None or not self.cgroup.has_pids) and os.geteuid() != 0:
-            resource.setrlimit(resource.RLIMIT_NPROC, (self.config.pids, self.config.pids))
+            steps.append(f"ulimit -u {self.config.pids}")
+        return ["bash", "-c", " && ".join([*steps, 'exec "$@"']), "bash", *argv]
 
     def _start_runner(self) -> None:
         runner = [
@@ -241,14 +240,13 @@ class LocalEnv:
         else:
             argv, env = runner, {**self._env, "SWESRL_WORKDIR": str(self.workspace)}
         self._proc = subprocess.Popen(
-            argv,
+            self._limited(argv),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             cwd=self.workspace,
             env=env,
             start_new_session=True,
-            preexec_fn=self._preexec,
         )
         stdin, stdout = self._proc.stdin, self._proc.stdout
 
