@@ -208,7 +208,17 @@ class DockerEnv:
         kw = {}
         if not self.config.network:
             kw["network_mode"] = "none"
-        self.container = self.client.containers.run(
+        import docker
+
+        try:
+            self.container = self._run_container(kw)
+        except docker.errors.APIError as e:
+            raise UserError(f"cannot start a container from {self.image}: {e.explanation or e}") from None
+        _live.add(self)
+        self._prepare()
+
+    def _run_container(self, kw: dict):
+        return self.client.containers.run(
             self.image,
             command=["sleep", "infinity"],
             entrypoint=[],
@@ -221,11 +231,12 @@ class DockerEnv:
             mem_limit=self.config.memory,
             memswap_limit=self.config.memory,
             pids_limit=self.config.pids,
-            nano_cpus=int(self.config.cpus * 1e9),
+            nano_cpus=int(min(self.config.cpus, self._host_cpus()) * 1e9),
             environment=self._env,
             **kw,
         )
-        _live.add(self)
+
+    def _prepare(self) -> None:
         out = self._exec_checked(
             f"mkdir -p {STATE_DIR} {WORKDIR} && echo $PATH && (command -v python3 >/dev/null && echo python3); "
             f"ls -d {CONDA_TESTBED} 2>/dev/null; true",
@@ -238,6 +249,12 @@ class DockerEnv:
             log.warning(
                 "no python3 in %s: str_replace_editor will not work; one docker exec per command", self.image
             )
+
+    def _host_cpus(self) -> float:
+        try:
+            return float(self.client.info().get("NCPU") or os.cpu_count() or 1)
+        except Exception:
+            return float(os.cpu_count() or 1)
 
     def _pack(self, source: Path, base_commit: str) -> tuple[Path, str]:
         tmp = new_tempdir("swesrl-docker-")
