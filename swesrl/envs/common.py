@@ -172,7 +172,7 @@ def diff_script(base_commit: str) -> str:
     b = shlex.quote(base_commit)
     idx = f"{STATE_DIR}/diff.index"
     return (
-        f"cd {WORKDIR} && rm -f {idx} && (cp .git/index {idx} 2>/dev/null || true) && "
+        f"cd {WORKDIR} && rm -f {idx} && (cp -p .git/index {idx} 2>/dev/null || true) && "
         f"GIT_INDEX_FILE={idx} git add -A && "
         f"GIT_INDEX_FILE={idx} git -c core.fileMode=false -c core.quotePath=false diff --no-color --no-ext-diff --cached {b}; "
         f"rc=$?; rm -f {idx}; exit $rc"
