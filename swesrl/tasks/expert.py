@@ -426,11 +426,14 @@ def solve(
 
     out = Path(out)
     config = load_agent_config(["context.kind=full", "step_limit=40", *(overrides or [])])
-    # bundled tasks need only pytest; host plugins would make every run in the local sandbox slow
-    config.sandbox = SandboxConfig(
-        **{**config.sandbox.model_dump(), "backend": backend},
-    )
-    config.sandbox.env = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", **config.sandbox.env}
+    # Bundled tasks need only pytest; host plugins would make every run in the local sandbox slow.
+    # No bytecode: an edit that keeps a file's size within the same second would run a stale .pyc.
+    config.sandbox = SandboxConfig(**{**config.sandbox.model_dump(), "backend": backend})
+    config.sandbox.env = {
+        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        **config.sandbox.env,
+    }
     partial = out.with_name(out.name + ".partial")
     partial.unlink(missing_ok=True)
     lock = threading.Lock()

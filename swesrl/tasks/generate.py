@@ -41,7 +41,9 @@ OWNER = "swesrl-bench"
 MAX_N = 2000
 """Largest suite: 390 repository names x at most ~6 tasks each, with room to spare."""
 TASKS_PER_REPO = 6
-TEST_CMD = "PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 python3 -m pytest -rA -p no:cacheprovider {test_file}"
+TEST_CMD = "PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 python3 -B -m pytest -rA -p no:cacheprovider {test_file}"
+"""`-B`: no .pyc, so a same-size edit made within a second of a test run is never masked by a stale cache;
+no plugin autoload: the tasks need plain pytest, and host plugins slow every run."""
 _PREFIXES = tuple(
     [
         "amber",
