@@ -70,13 +70,14 @@ def append_jsonl(path: str | Path, row: dict) -> None:
 
 
 def setup_logging(level: int | str = logging.INFO) -> None:
+    from rich.console import Console
     from rich.logging import RichHandler
 
     logging.basicConfig(
         level=level,
         format="%(message)s",
         datefmt="[%X]",
-        handlers=[RichHandler(rich_tracebacks=False, show_path=False)],
+        handlers=[RichHandler(console=Console(stderr=True), rich_tracebacks=False, show_path=False)],
         force=True,
     )
 
