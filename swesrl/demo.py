@@ -481,34 +481,14 @@ class Demo:
         return metrics
 
     def train_sft(self, base: Path, out_dir: Path | None = None, steps: int | None = None) -> dict:
-        from swesrl.training.sft import SFTConfig, train_sft
+        """Step-wise SFT (prompt = the SRL context, loss on the expert's reply), a plain PyTorch loop.
 
+        Not `swesrl.training.sft` (TRL's SFTTrainer): on the tiny model its checkpoints stop writing
+        the `<think>` block after a few steps, which fails the reward's format check (reported)."""
         s = self.cfg.sft.model_copy(update={"steps": steps} if steps else {})
         out_dir = out_dir or self.out / "sft"
-        cfg = SFTConfig.model_validate(
-            {
-                "model": {"path": str(base), "dtype": "float32"},
-                "data": {"path": str(self.out / "data" / "train" / "sft_steps.jsonl")},
-                "train": {
-                    "learning_rate": s.learning_rate,
-                    "global_batch_size": s.batch_size,
-                    "micro_batch_size": s.batch_size,
-                    "max_steps": s.steps,
-                    "warmup_ratio": 0.1,
-                    "num_epochs": 1000.0,
-                    "max_length": 4096,
-                    "seed": self.seed,
-                },
-                "output": {
-                    "dir": str(out_dir),
-                    "save_steps": max(1, s.steps // 2),
-                    "save_total_limit": 1,
-                    "logging_steps": 1,
-                    "report_to": ["none"],
-                },
-            }
-        )
-        return train_sft(cfg)
+        rows = list(iter_jsonl(self.out / "data" / "train" / "sft_steps.jsonl"))
+        return sft_loop(base, rows, out_dir, s.steps, s.batch_size, s.learning_rate, self.seed)
 
     def train_srl(self, base: Path, out_dir: Path | None = None, steps: int | None = None) -> dict:
         from swesrl.training.srl import SRLConfig, train_srl
@@ -593,6 +573,84 @@ class Demo:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def encode_reply(tok, messages: list[dict], max_len: int = 2048) -> tuple[list[int], list[float]]:
+    """Token ids of a conversation and per-token loss weights: 1 on the last (assistant) reply, 0 elsewhere."""
+    full = tok.apply_chat_template(messages, tokenize=False)
+    prompt = tok.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True)
+    ids = tok(full, add_special_tokens=False)["input_ids"]
+    n_prompt = len(tok(prompt, add_special_tokens=False)["input_ids"])
+    weights = [0.0] * n_prompt + [1.0] * (len(ids) - n_prompt)
+    return ids[-max_len:], weights[-max_len:]
+
+
+def sft_loop(
+    base: Path, rows: list[dict], out_dir: Path, steps: int, batch_size: int, lr: float, seed: int
+) -> dict:
+    """AdamW on the reply tokens, linear warm-up (10%) then cosine; saves `out_dir/final` and metrics."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from swesrl.training.plots import plot_metrics
+
+    final = out_dir / "final"
+    if (final / "config.json").is_file() and (out_dir / "summary.json").is_file():
+        return json.loads((out_dir / "summary.json").read_text())
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    tok = AutoTokenizer.from_pretrained(str(base))
+    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
+    data = [encode_reply(tok, r["messages"]) for r in rows]
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    warmup = max(1, steps // 10)
+    metrics = out_dir / "metrics.jsonl"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metrics.unlink(missing_ok=True)
+    losses: list[float] = []
+    model.train()
+    with make_progress() as bar:
+        job = bar.add_task("SFT", total=steps, status="")
+        for step in range(steps):
+            batch = rng.sample(data, min(batch_size, len(data)))
+            scale = min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / steps))
+            for g in opt.param_groups:
+                g["lr"] = lr * scale
+            width = max(len(x) for x, _ in batch)
+            ids = torch.full((len(batch), width), tok.pad_token_id, dtype=torch.long)
+            w = torch.zeros((len(batch), width))
+            att = torch.zeros((len(batch), width), dtype=torch.long)
+            for i, (x, ww) in enumerate(batch):
+                ids[i, : len(x)] = torch.tensor(x, dtype=torch.long)
+                w[i, : len(ww)] = torch.tensor(ww)
+                att[i, : len(x)] = 1
+            logits = model(input_ids=ids, attention_mask=att).logits[:, :-1]  # (B, T-1, V)
+            nll = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.size(-1)), ids[:, 1:].reshape(-1), reduction="none"
+            ).view(len(batch), -1)
+            loss = (nll * w[:, 1:]).sum() / w[:, 1:].sum()
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            losses.append(loss.item())
+            with open(metrics, "a", encoding="utf-8") as f:
+                f.write(
+                    json.dumps({"step": step + 1, "loss": losses[-1], "learning_rate": lr * scale}) + "\n"
+                )
+            bar.update(job, advance=1, status=f"loss {losses[-1]:.3f}")
+    model.save_pretrained(final)
+    tok.save_pretrained(final)
+    plots = plot_metrics(metrics, out_dir / "plots")
+    summary = {
+        "global_step": steps,
+        "final_model": str(final),
+        "first_loss": losses[0] if losses else None,
+        "last_loss": losses[-1] if losses else None,
+        "plots": [str(p) for p in plots],
+    }
+    atomic_write_json(out_dir / "summary.json", summary)
+    return summary
 
 
 def group_of(instance: dict) -> str:
