@@ -51,6 +51,7 @@ def main() -> None:
     ap.add_argument("--sft-steps", type=int, default=40)
     ap.add_argument("--srl-steps", type=int, default=8)
     ap.add_argument("--srl-lr", type=float, default=3e-4)
+    ap.add_argument("--temperature", type=float, default=1.0, help="SRL sampling temperature (paper: 1.0).")
     ap.add_argument("--max-new-tokens", type=int, default=128)
     args = ap.parse_args()
 
@@ -73,6 +74,7 @@ def main() -> None:
             "sft.learning_rate=3e-3",
             f"srl.steps={args.srl_steps}",
             f"srl.learning_rate={args.srl_lr}",
+            f"srl.temperature={args.temperature}",
             f"srl.max_completion_length={args.max_new_tokens}",
         ],
     )
@@ -108,12 +110,11 @@ def main() -> None:
     results = []
     for seed in args.seeds:
         d = Demo(out, cfg, minutes=15, seed=seed)
-        srl_dir = out / f"srl_{tag}_seed{seed}"
-        srl = d.stage(
-            f"srl_{tag}_seed{seed}", lambda d=d, o=srl_dir: d.train_srl(Path(sft["final_model"]), out_dir=o)
-        )
+        run = f"srl_{tag}_t{args.temperature}_n{args.srl_steps}_seed{seed}"
+        srl_dir = out / run
+        srl = d.stage(run, lambda d=d, o=srl_dir: d.train_srl(Path(sft["final_model"]), out_dir=o))
         after = d.stage(
-            f"heldout_after_{tag}_seed{seed}",
+            f"heldout_after_{run}",
             lambda srl=srl: heldout_reward(Path(srl["final_model"]), rows, args.max_new_tokens),
         )
         train_rewards = [
