@@ -23,7 +23,7 @@ from swesrl.agent.actions import split_thought
 from swesrl.training.rewards import FORMAT_FAILURE, extract_action, srl_reward
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL = ROOT.parent / "shared" / "data" / "real" / "swesmith_ft_xml_example.jsonl"
+REAL = ROOT / "tests" / "data" / "real" / "swesmith_ft_xml_example.jsonl"
 
 
 def reference_reward(completions: list[str], experts: list[str]) -> list[float]:

@@ -9,11 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from swesrl.training.data import Dropped, detect_format, iter_trajectories, read_trajectories
 
-REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real"
+REAL = Path(__file__).resolve().parents[1] / "data" / "real"  # copies of ../shared/data/real
 FIX = Path(__file__).parent / "data_fixtures"
 SUBMIT = "<function=submit>\n</function>"
 
@@ -22,10 +20,6 @@ def bash(cmd: str) -> str:
     return f"<function=bash>\n<parameter=command>{cmd}</parameter>\n</function>"
 
 
-needs_real = pytest.mark.skipif(not REAL.is_dir(), reason="../shared/data/real is not present")
-
-
-@needs_real
 def test_every_real_file_is_read_without_drops():
     items = list(iter_trajectories([REAL]))
     assert [i for i in items if isinstance(i, Dropped)] == []
@@ -38,7 +32,6 @@ def test_every_real_file_is_read_without_drops():
     ]
 
 
-@needs_real
 def test_swesmith_steps_match_the_source():
     trajs = read_trajectories(REAL / "swesmith_ft_xml_example.jsonl")
     pandas, moto, pydantic = trajs
@@ -78,7 +71,6 @@ def test_swesmith_steps_match_the_source():
     assert pydantic["steps"][4].thought == "It seems we need to install the dependencies first:"
 
 
-@needs_real
 def test_swesmith_every_step_against_the_raw_messages():
     for line, traj in zip(
         (REAL / "swesmith_ft_xml_example.jsonl").read_text().splitlines(),
@@ -104,7 +96,6 @@ def test_swesmith_every_step_against_the_raw_messages():
             assert step.observation == expected
 
 
-@needs_real
 def test_sweagent_xml_traj_matches_the_source():
     (t,) = read_trajectories(REAL / "sweagent_xml_marshmallow-1867.traj")
     assert t["instance_id"] == "marshmallow-code__marshmallow-1867"
@@ -132,7 +123,6 @@ def test_sweagent_xml_traj_matches_the_source():
     )
 
 
-@needs_real
 def test_minisweagent_list_form():
     (t,) = read_trajectories(REAL / "minisweagent_local.traj.json")
     assert t["source_format"] == "minisweagent"

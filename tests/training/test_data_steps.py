@@ -18,7 +18,7 @@ from swesrl.envs.local import bwrap_available
 from swesrl.training.data import BuildOptions, build_dataset, build_step_instances, read_trajectories
 from swesrl.training.data.steps import TRUNCATION_NOTE, TokenBudget, agent_messages
 
-REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real"
+REAL = Path(__file__).resolve().parents[1] / "data" / "real"  # copies of ../shared/data/real
 FIX = Path(__file__).parent / "data_fixtures"
 SUBMIT = "<function=submit>\n</function>"
 
@@ -176,7 +176,6 @@ def test_token_budget_keeps_head_and_tail(tokenizer):
     assert budget.clip("short text", 60) == "short text"
 
 
-@pytest.mark.skipif(not REAL.is_dir(), reason="../shared/data/real is not present")
 def test_max_prompt_tokens_with_a_real_tokenizer(tokenizer):
     t = read_trajectories(REAL / "swesmith_ft_xml_example.jsonl")[0]
     config = load_agent_config()
