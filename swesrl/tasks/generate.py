@@ -651,7 +651,7 @@ def build_suite(out_dir: str | Path, n: int = 60, seed: int = 0, progress: bool 
     """Generate `n` tasks into `out_dir`; return the path of `instances.jsonl`. Same seed, same suite."""
     if not isinstance(n, int) or n < 1 or n > MAX_N:
         raise UserError(f"--n must be between 1 and {MAX_N} (got {n})")
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).absolute()  # git -C resolves relative paths from the repo
     _check_out_dir(out_dir)
     t0 = time.monotonic()
     rng = random.Random(seed)

@@ -167,3 +167,10 @@ def test_cli_build(tmp_path):
     assert "5 tasks" in res.stdout
     assert len(load_instances(tmp_path / "s" / "instances.jsonl")) == 5
     assert Path(tmp_path / "s" / "splits.json").is_file()
+
+
+def test_relative_out_dir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = build_suite("rel/suite", n=2, seed=3)
+    assert path.is_absolute() and path.is_file()
+    assert len(path.read_text().splitlines()) == 2
