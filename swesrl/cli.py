@@ -7,6 +7,7 @@ functions, so `swesrl --help` stays fast.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import typer
@@ -46,6 +47,8 @@ app.command("demo")(demo_module.demo)
 
 
 def main() -> None:
+    # torch's OpenMP threads spin while waiting; on a busy CPU that made generation ~10x slower.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     console = Console(stderr=True)
     try:
         app()
