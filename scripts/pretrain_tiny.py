@@ -2,18 +2,24 @@
 
 This script and its seed are the source of truth for the shipped weights:
 
-    python scripts/pretrain_tiny.py --minutes 12 --seed 0     # what made the shipped checkpoint
-    python scripts/pretrain_tiny.py --steps 538 --seed 0      # schedule by step count: reproducible on any machine
+    python scripts/pretrain_tiny.py --extra-suites 25 --hidden 128 --layers 4 --minutes 16 \
+        --workers 2 --seed 0                                  # what made the shipped checkpoint
+    python scripts/pretrain_tiny.py --extra-suites 25 --hidden 128 --layers 4 --steps N --seed 0
+                                                              # by step count (N from pretrain.json)
 
-The shipped run was wall-clock budgeted (12 minutes on a shared 2-core CPU: 538 steps of 8), so a
-rerun with --minutes gives a comparable, not bit-identical, checkpoint; --steps makes the schedule
-depend on the step count only. Its settings and results are in the checkpoint's `pretrain.json`.
+The shipped run was wall-clock budgeted (on a 2-core CPU), so a rerun with --minutes gives a
+comparable, not bit-identical, checkpoint; --steps makes the schedule depend on the step count
+only. Its settings and results are in the checkpoint's `pretrain.json`.
 
 1. Builds the demo's task suite (demo.yaml: n and seed) and runs the demo's expert through the
    agent loop on every TRAIN task (and on the held-out tasks, only to measure held-out step
    similarity at the end: those are never trained on). Expert patches are graded by the harness.
+   For diversity (so the model copies paths and names from the prompt instead of memorising a
+   few repositories), `--extra-suites K` adds the train splits of K more suites (seeds
+   --extra-seed, +1, ...), minus every task in a repository that holds a held-out task of the
+   demo suite: held-out repositories and families stay unseen. Same expert, same code path.
 2. Trains a byte-level BPE tokenizer (1k) on the train step conversations and builds a tiny
-   Qwen2 (`swesrl.training.tiny.build_tiny_model`; 64 hidden, 2 layers: 174k parameters).
+   Qwen2 (`swesrl.training.tiny.build_tiny_model`; shipped: 128 hidden, 4 layers, ~1M parameters).
 3. Supervised next-token training on the train step instances (the paper's SRL context: task +
    last 2 steps -> the expert's `<think>` + action), loss on the reply (and 0.1x on the prompt),
    AdamW, warm-up then cosine over the budget (wall clock or --steps), batches of 8.
@@ -44,6 +50,23 @@ from swesrl.demo import SHIPPED_CHECKPOINT, Demo, DemoConfig  # noqa: E402
 from swesrl.utils import atomic_write_json, iter_jsonl, setup_logging  # noqa: E402
 
 log = logging.getLogger("pretrain_tiny")
+
+
+class ExtraSuite(Demo):
+    """Another seed's suite, used for diversity: its train split only, minus held-out repositories.
+
+    Every task whose `repo` is the repo of a held-out task of the demo suite is dropped, so the
+    demo's held-out repositories (and, as train splits never hold them, its held-out families)
+    stay unseen. The expert runs through the same `Demo` code path as the demo suite's tasks.
+    """
+
+    def __init__(self, out: Path, cfg, seed: int, banned_repos: set[str]):
+        super().__init__(out, cfg, minutes=0, seed=seed)
+        self.banned_repos = banned_repos
+
+    def split(self) -> tuple[list[dict], list[dict]]:
+        train, _ = super().split()
+        return [i for i in train if i["repo"] not in self.banned_repos], []
 
 
 def encode(tok, messages: list[dict], max_len: int) -> tuple[list[int], list[float]]:
@@ -104,6 +127,14 @@ def main() -> None:
     ap.add_argument("--max-len", type=int, default=768)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--eval-rows", type=int, default=48, help="Held-out step instances for the final check.")
+    ap.add_argument(
+        "--extra-suites",
+        type=int,
+        default=0,
+        help="Extra suites (seeds --extra-seed, +1, ...) whose train tasks are added (held-out repos dropped).",
+    )
+    ap.add_argument("--extra-seed", type=int, default=1000, help="Seed of the first extra suite.")
+    ap.add_argument("--workers", type=int, default=0, help="Parallel expert runs (0: demo.yaml's).")
     args = ap.parse_args()
     setup_logging()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning OpenMP threads crawl on a shared CPU
@@ -118,12 +149,33 @@ def main() -> None:
     cfg = load_config(DemoConfig, ["demo.yaml"])
     cfg.suite.train_tasks = cfg.suite.n
     cfg.suite.test_tasks = cfg.suite.n
+    if args.workers:
+        cfg.workers = args.workers
     demo = Demo(work, cfg, minutes=0, seed=args.seed)
     suite = demo.stage("suite", demo.build_suite)
     expert = demo.stage("expert", lambda: demo.run_experts(grade=True))
     data = demo.stage("data", demo.build_data)
 
     train_rows = list(iter_jsonl(work / "data" / "train" / "sft_steps.jsonl"))
+    banned = {i["repo"] for i in demo.split()[1]}
+    extra: dict[str, dict] = {}
+    for s in range(args.extra_seed, args.extra_seed + args.extra_suites):
+        ecfg = cfg.model_copy(deep=True)
+        ecfg.suite.seed = s
+        ecfg.suite.test_tasks = 0
+        ex = ExtraSuite((work / "extra" / f"seed{s}").resolve(), ecfg, args.seed, banned)
+        ex.stage("suite", ex.build_suite)
+        e = ex.stage("expert", lambda ex=ex: ex.run_experts(grade=False))
+        d = ex.stage("data", ex.build_data)
+        rows = list(iter_jsonl(ex.out / "data" / "train" / "sft_steps.jsonl"))
+        train_rows += rows
+        extra[str(s)] = {
+            "tasks": e["train"]["trajectories"],
+            "submitted": e["train"]["submitted"],
+            "sft_steps": d["train"]["sft_steps"],
+            "seconds": round(e["_seconds"] + d["_seconds"], 1),
+        }
+        log.info("extra suite %d: %s; %d train rows in all", s, extra[str(s)], len(train_rows))
     test_rows = list(iter_jsonl(work / "data" / "test" / "srl.jsonl"))
     model_dir = work / "model"
     if model_dir.exists():
@@ -209,6 +261,9 @@ def main() -> None:
         "suite": {k: suite[k] for k in ("n", "train_available", "test_available")},
         "expert": expert,
         "data": data,
+        "extra_suites": extra,
+        "heldout_repos_excluded": sorted(banned),
+        "train_rows": len(train_rows),
         "steps": step,
         "train_seconds": round(train_seconds, 1),
         "reply_loss_first": losses[:1],
