@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from swesrl.training.rlvr import RLVRConfig, train_rlvr
@@ -23,24 +24,23 @@ def stage_done(out_dir: str | Path) -> dict | None:
     return json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else None
 
 
-def run_pipeline(srl: SRLConfig, rlvr: RLVRConfig) -> dict:
-    done = stage_done(srl.output.dir)
+def _run_stage(name: str, out_dir: str | Path, train: Callable[[], dict]) -> dict:
+    """Run one stage unless its DONE marker exists; write the marker when it finishes."""
+    done = stage_done(out_dir)
     if done:
-        log.info("SRL already finished (%s); skipping", srl.output.dir)
-        srl_summary = done
-    else:
-        srl_summary = train_srl(srl)
-        atomic_write_json(Path(srl.output.dir) / "DONE", _flat(srl_summary))
+        log.info("%s already finished (%s); skipping", name, out_dir)
+        return done
+    summary = train()
+    atomic_write_json(Path(out_dir) / "DONE", _flat(summary))
+    return summary
+
+
+def run_pipeline(srl: SRLConfig, rlvr: RLVRConfig) -> dict:
+    srl_summary = _run_stage("SRL", srl.output.dir, lambda: train_srl(srl))
     rlvr = rlvr.model_copy(
         update={"model": rlvr.model.model_copy(update={"path": srl_summary["final_model"]})}
     )
-    done = stage_done(rlvr.output.dir)
-    if done:
-        log.info("RLVR already finished (%s); skipping", rlvr.output.dir)
-        rlvr_summary = done
-    else:
-        rlvr_summary = train_rlvr(rlvr)
-        atomic_write_json(Path(rlvr.output.dir) / "DONE", _flat(rlvr_summary))
+    rlvr_summary = _run_stage("RLVR", rlvr.output.dir, lambda: train_rlvr(rlvr))
     return {"srl": srl_summary, "rlvr": rlvr_summary}
 
 
