@@ -1,13 +1,19 @@
 """Learning check: mean SRL reward on held-out step instances rises over a short CPU SRL run.
 
 Bundled tasks (`swesrl.tasks.build_suite`) -> expert trajectories through the real agent loop ->
-step instances (`swesrl.training.data.build_dataset`, the paper's context) -> a fresh tiny model
-with a short SFT warm-up (so some actions are well formed) -> for each seed, SRL (GRPO with the
-similarity reward and dynamic sampling). Measured before and after SRL: the mean `srl_reward` of
-the greedy action on held-out step instances (tasks never trained on). The stages reuse the
-demo's (`swesrl.demo.Demo`), so the data is exactly the demo's.
+step instances (`swesrl.training.data.build_dataset`, the paper's context) -> a starting policy ->
+for each seed, SRL (the trainer's GRPO with the similarity reward and dynamic sampling) on the
+train step instances. Measured before and after SRL: the mean `srl_reward` of the greedy action on
+held-out step instances (tasks never trained on). The stages reuse the demo's (`swesrl.demo.Demo`),
+so the data is exactly the demo's.
 
-    python bench/srl_learning.py [--seeds 0 1 2] [--srl-steps 12] [--out runs/bench_srl_learning]
+The starting policy (`--start`): `shipped` (default) is the demo's checkpoint
+(swesrl/checkpoints/tiny-demo, see scripts/pretrain_tiny.py; it never saw the demo suite);
+`scratch` builds a fresh tiny model and gives it `--sft-steps` of SFT first (the earlier version
+of this bench: its policy fails the format most of the time, so SRL gets little signal); or a
+checkpoint folder.
+
+    python bench/srl_learning.py [--seeds 0 1 2] [--srl-steps 16] [--out runs/bench_srl_learning]
 """
 
 from __future__ import annotations
@@ -43,20 +49,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench_srl_learning"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--train-tasks", type=int, default=24)
-    ap.add_argument("--test-tasks", type=int, default=8)
-    ap.add_argument("--heldout-rows", type=int, default=40)
+    ap.add_argument("--start", default="shipped", help="`shipped`, `scratch` or a checkpoint folder.")
+    ap.add_argument("--train-tasks", type=int, default=68)
+    ap.add_argument("--test-tasks", type=int, default=29)
+    ap.add_argument("--heldout-rows", type=int, default=200)
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--sft-steps", type=int, default=40)
-    ap.add_argument("--srl-steps", type=int, default=8)
-    ap.add_argument("--srl-lr", type=float, default=3e-4)
+    ap.add_argument("--srl-steps", type=int, default=16)
+    ap.add_argument("--srl-lr", type=float, default=1e-4)
+    ap.add_argument("--prompts-per-step", type=int, default=4)
+    ap.add_argument("--num-generations", type=int, default=8)
     ap.add_argument("--temperature", type=float, default=1.0, help="SRL sampling temperature (paper: 1.0).")
     ap.add_argument("--max-new-tokens", type=int, default=128)
     args = ap.parse_args()
 
     from swesrl.config import load_config
-    from swesrl.demo import Demo, DemoConfig
+    from swesrl.demo import SHIPPED_CHECKPOINT, Demo, DemoConfig
     from swesrl.training.tiny import build_tiny_model
     from swesrl.utils import iter_jsonl, setup_logging
 
@@ -74,6 +83,8 @@ def main() -> None:
             "sft.learning_rate=3e-3",
             f"srl.steps={args.srl_steps}",
             f"srl.learning_rate={args.srl_lr}",
+            f"srl.prompts_per_step={args.prompts_per_step}",
+            f"srl.num_generations={args.num_generations}",
             f"srl.temperature={args.temperature}",
             f"srl.max_completion_length={args.max_new_tokens}",
         ],
@@ -82,7 +93,13 @@ def main() -> None:
     demo.stage("suite", demo.build_suite)
     demo.stage("expert", demo.run_experts)
     demo.stage("data", demo.build_data)
-    tag = f"h{args.hidden}_l{args.layers}_s{args.sft_steps}"
+    if args.start != "scratch":
+        src = SHIPPED_CHECKPOINT if args.start == "shipped" else Path(args.start)
+        tag = "shipped" if args.start == "shipped" else src.name
+        start_model = Path(demo.stage(f"model_{tag}", lambda: {"final_model": str(src)})["final_model"])
+    else:
+        tag = f"h{args.hidden}_l{args.layers}_s{args.sft_steps}"
+        start_model = None
     model_dir = out / "model" / tag
 
     def make_model() -> dict:
@@ -96,23 +113,25 @@ def main() -> None:
         )
         return {"path": str(model_dir)}
 
-    demo.stage(f"model_{tag}", make_model)
-    sft = demo.stage(
-        f"sft_{tag}", lambda: demo.train_sft(model_dir, out_dir=out / f"sft_{tag}", steps=args.sft_steps)
-    )
+    if start_model is None:
+        demo.stage(f"model_{tag}", make_model)
+        sft = demo.stage(
+            f"sft_{tag}", lambda: demo.train_sft(model_dir, out_dir=out / f"sft_{tag}", steps=args.sft_steps)
+        )
+        start_model = Path(sft["final_model"])
     _, test = demo.split()
     test_ids = {i["instance_id"] for i in test}
     rows = [r for r in iter_jsonl(out / "data" / "test" / "srl.jsonl") if r["instance_id"] in test_ids]
     rows = rows[: args.heldout_rows]
     before = demo.stage(
-        f"heldout_before_{tag}", lambda: heldout_reward(Path(sft["final_model"]), rows, args.max_new_tokens)
+        f"heldout_before_{tag}", lambda: heldout_reward(start_model, rows, args.max_new_tokens)
     )
     results = []
     for seed in args.seeds:
         d = Demo(out, cfg, minutes=15, seed=seed)
-        run = f"srl_{tag}_t{args.temperature}_n{args.srl_steps}_seed{seed}"
+        run = f"srl_{tag}_t{args.temperature}_lr{args.srl_lr}_n{args.srl_steps}_seed{seed}"
         srl_dir = out / run
-        srl = d.stage(run, lambda d=d, o=srl_dir: d.train_srl(Path(sft["final_model"]), out_dir=o))
+        srl = d.stage(run, lambda d=d, o=srl_dir: d.train_srl(start_model, out_dir=o))
         after = d.stage(
             f"heldout_after_{run}",
             lambda srl=srl: heldout_reward(Path(srl["final_model"]), rows, args.max_new_tokens),
@@ -144,10 +163,34 @@ def main() -> None:
             f"{r['seed']:>4} {b['mean_reward']:>14.3f} {a['mean_reward']:>13.3f} {a['mean_reward'] - b['mean_reward']:>+7.3f} "
             f"{b['format_failures']:>7.2f}/{a['format_failures']:.2f} {b['exact']:>5.2f}/{a['exact']:.2f}"
         )
+    deltas = [r["after"]["mean_reward"] - r["before"]["mean_reward"] for r in results]
+    summary = {
+        "before": results[0]["before"]["mean_reward"] if results else None,
+        "after_mean": statistics.mean(r["after"]["mean_reward"] for r in results) if results else None,
+        "after_std": statistics.pstdev(r["after"]["mean_reward"] for r in results) if results else None,
+        "delta_mean": statistics.mean(deltas) if deltas else None,
+        "seeds_improved": sum(d > 0 for d in deltas),
+    }
+    if results:
+        print(
+            f"mean over {len(results)} seeds: {summary['before']:.3f} -> {summary['after_mean']:.3f} "
+            f"+- {summary['after_std']:.3f} (delta {summary['delta_mean']:+.3f}; "
+            f"{summary['seeds_improved']}/{len(results)} seeds improved)"
+        )
     dest = ROOT / "bench" / "results" / "srl_learning.json"
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(
-        json.dumps({"args": vars(args), "heldout_rows": len(rows), "results": results}, indent=2) + "\n"
+        json.dumps(
+            {
+                "args": vars(args),
+                "heldout_rows": len(rows),
+                "heldout_tasks": len(test),
+                "summary": summary,
+                "results": results,
+            },
+            indent=2,
+        )
+        + "\n"
     )
     print(f"wrote {dest}")
 

@@ -37,6 +37,7 @@ import logging
 import math
 import os
 import random
+import re
 import shutil
 import sys
 import time
@@ -67,6 +68,60 @@ class ExtraSuite(Demo):
     def split(self) -> tuple[list[dict], list[dict]]:
         train, _ = super().split()
         return [i for i in train if i["repo"] not in self.banned_repos], []
+
+
+_CONSONANTS = "bdfgklmnprstvz"
+_VOWELS = "aeiou"
+
+
+def pseudo_word(rng: random.Random, syllables: tuple[int, int] = (2, 4)) -> str:
+    """A pronounceable nonsense identifier (`zorvatek`): names the model cannot have memorised."""
+    return "".join(rng.choice(_CONSONANTS) + rng.choice(_VOWELS) for _ in range(rng.randint(*syllables))) + (
+        rng.choice(_CONSONANTS) if rng.random() < 0.5 else ""
+    )
+
+
+def rename_names(messages: list[dict], rng: random.Random, p_functions: float = 0.5) -> list[dict]:
+    """Consistently rename the repository / package (and, with `p_functions`, the function) names.
+
+    A copy-skill augmentation for the extra suites: every occurrence (whole identifiers only) of
+    a bundled repository or package name, e.g. `harbor-forge`, `harborforge`, `harbor_forge`, is
+    replaced by one fresh pseudo-word throughout the conversation (issue, observations, the
+    expert's `<think>` and action), so the only way to predict the path in the expert's next
+    command is to copy it from the prompt. The renamed conversation is as consistent as the
+    original: the same substitution applies to what the sandbox printed and to what the expert
+    typed. Held-out evaluation is unaffected: it runs real repositories in real sandboxes.
+    """
+    from swesrl.tasks.catalog import THEMES
+    from swesrl.tasks.generate import _PREFIXES, _SUFFIXES
+
+    text = "\x00".join(m["content"] for m in messages)
+    mapping: dict[str, str] = {}
+    for pre in _PREFIXES:
+        if pre not in text:
+            continue
+        for suf in _SUFFIXES:
+            forms = [f"{pre}{suf}", f"{pre}_{suf}", f"{pre}-{suf}"]
+            present = [f for f in forms if re.search(rf"(?<![\w-]){re.escape(f)}(?![\w-])", text)]
+            if present:
+                a, b = pseudo_word(rng, (1, 3)), pseudo_word(rng, (1, 2))
+                for f in present:
+                    sep = "_" if "_" in f else "-" if "-" in f else ""
+                    mapping[f] = f"{a}{sep}{b}"
+    if rng.random() < p_functions:
+        for theme in THEMES:
+            for snip in theme.snippets:
+                for alias in snip.aliases:
+                    if re.search(rf"\b{re.escape(alias)}\b", text):
+                        mapping[alias] = "_".join(pseudo_word(rng, (2, 3)) for _ in range(rng.randint(1, 2)))
+    if not mapping:
+        return messages
+    pattern = re.compile(
+        r"(?<![\w-])("
+        + "|".join(re.escape(k) for k in sorted(mapping, key=len, reverse=True))
+        + r")(?![\w-])"
+    )
+    return [{**m, "content": pattern.sub(lambda x: mapping[x.group(1)], m["content"])} for m in messages]
 
 
 def encode(tok, messages: list[dict], max_len: int) -> tuple[list[int], list[float]]:
@@ -135,6 +190,17 @@ def main() -> None:
     )
     ap.add_argument("--extra-seed", type=int, default=1000, help="Seed of the first extra suite.")
     ap.add_argument("--workers", type=int, default=0, help="Parallel expert runs (0: demo.yaml's).")
+    ap.add_argument(
+        "--rename",
+        type=float,
+        default=0.0,
+        help="Probability that an extra-suite conversation gets fresh repository/package/function names.",
+    )
+    ap.add_argument(
+        "--no-demo-train",
+        action="store_true",
+        help="Train on the extra suites only: the demo suite (train split included) stays unseen.",
+    )
     args = ap.parse_args()
     setup_logging()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning OpenMP threads crawl on a shared CPU
@@ -156,7 +222,9 @@ def main() -> None:
     expert = demo.stage("expert", lambda: demo.run_experts(grade=True))
     data = demo.stage("data", demo.build_data)
 
-    train_rows = list(iter_jsonl(work / "data" / "train" / "sft_steps.jsonl"))
+    train_rows = [] if args.no_demo_train else list(iter_jsonl(work / "data" / "train" / "sft_steps.jsonl"))
+    rename_rng = random.Random(args.seed + 7919)
+    n_renamed = 0
     banned = {i["repo"] for i in demo.split()[1]}
     extra: dict[str, dict] = {}
     for s in range(args.extra_seed, args.extra_seed + args.extra_suites):
@@ -167,8 +235,11 @@ def main() -> None:
         ex.stage("suite", ex.build_suite)
         e = ex.stage("expert", lambda ex=ex: ex.run_experts(grade=False))
         d = ex.stage("data", ex.build_data)
-        rows = list(iter_jsonl(ex.out / "data" / "train" / "sft_steps.jsonl"))
-        train_rows += rows
+        for r in iter_jsonl(ex.out / "data" / "train" / "sft_steps.jsonl"):
+            if rename_rng.random() < args.rename:
+                r = {**r, "messages": rename_names(r["messages"], rename_rng)}
+                n_renamed += 1
+            train_rows.append(r)
         extra[str(s)] = {
             "tasks": e["train"]["trajectories"],
             "submitted": e["train"]["submitted"],
@@ -264,11 +335,16 @@ def main() -> None:
         "extra_suites": extra,
         "heldout_repos_excluded": sorted(banned),
         "train_rows": len(train_rows),
+        "renamed_rows": n_renamed,
         "steps": step,
         "train_seconds": round(train_seconds, 1),
         "reply_loss_first": losses[:1],
         "reply_loss_last20": round(sum(losses[-20:]) / max(len(losses[-20:]), 1), 4),
-        "trained_on": "train split only (held-out families and repositories never seen)",
+        "trained_on": (
+            "extra suites only (the demo suite, train and held-out, never seen)"
+            if args.no_demo_train
+            else "train split only (held-out families and repositories never seen)"
+        ),
     }
     atomic_write_json(dest / "pretrain.json", meta)
     log.info("saved %s (%d steps in %.0fs); measuring held-out step similarity", dest, step, train_seconds)
