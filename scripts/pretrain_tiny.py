@@ -37,7 +37,6 @@ import logging
 import math
 import os
 import random
-import re
 import shutil
 import sys
 import time
@@ -48,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from swesrl.config import load_config  # noqa: E402
 from swesrl.demo import SHIPPED_CHECKPOINT, Demo, DemoConfig  # noqa: E402
+from swesrl.tasks.augment import rename_names  # noqa: E402
 from swesrl.utils import atomic_write_json, iter_jsonl, setup_logging  # noqa: E402
 
 log = logging.getLogger("pretrain_tiny")
@@ -68,60 +68,6 @@ class ExtraSuite(Demo):
     def split(self) -> tuple[list[dict], list[dict]]:
         train, _ = super().split()
         return [i for i in train if i["repo"] not in self.banned_repos], []
-
-
-_CONSONANTS = "bdfgklmnprstvz"
-_VOWELS = "aeiou"
-
-
-def pseudo_word(rng: random.Random, syllables: tuple[int, int] = (2, 4)) -> str:
-    """A pronounceable nonsense identifier (`zorvatek`): names the model cannot have memorised."""
-    return "".join(rng.choice(_CONSONANTS) + rng.choice(_VOWELS) for _ in range(rng.randint(*syllables))) + (
-        rng.choice(_CONSONANTS) if rng.random() < 0.5 else ""
-    )
-
-
-def rename_names(messages: list[dict], rng: random.Random, p_functions: float = 0.5) -> list[dict]:
-    """Consistently rename the repository / package (and, with `p_functions`, the function) names.
-
-    A copy-skill augmentation for the extra suites: every occurrence (whole identifiers only) of
-    a bundled repository or package name, e.g. `harbor-forge`, `harborforge`, `harbor_forge`, is
-    replaced by one fresh pseudo-word throughout the conversation (issue, observations, the
-    expert's `<think>` and action), so the only way to predict the path in the expert's next
-    command is to copy it from the prompt. The renamed conversation is as consistent as the
-    original: the same substitution applies to what the sandbox printed and to what the expert
-    typed. Held-out evaluation is unaffected: it runs real repositories in real sandboxes.
-    """
-    from swesrl.tasks.catalog import THEMES
-    from swesrl.tasks.generate import _PREFIXES, _SUFFIXES
-
-    text = "\x00".join(m["content"] for m in messages)
-    mapping: dict[str, str] = {}
-    for pre in _PREFIXES:
-        if pre not in text:
-            continue
-        for suf in _SUFFIXES:
-            forms = [f"{pre}{suf}", f"{pre}_{suf}", f"{pre}-{suf}"]
-            present = [f for f in forms if re.search(rf"(?<![\w-]){re.escape(f)}(?![\w-])", text)]
-            if present:
-                a, b = pseudo_word(rng, (1, 3)), pseudo_word(rng, (1, 2))
-                for f in present:
-                    sep = "_" if "_" in f else "-" if "-" in f else ""
-                    mapping[f] = f"{a}{sep}{b}"
-    if rng.random() < p_functions:
-        for theme in THEMES:
-            for snip in theme.snippets:
-                for alias in snip.aliases:
-                    if re.search(rf"\b{re.escape(alias)}\b", text):
-                        mapping[alias] = "_".join(pseudo_word(rng, (2, 3)) for _ in range(rng.randint(1, 2)))
-    if not mapping:
-        return messages
-    pattern = re.compile(
-        r"(?<![\w-])("
-        + "|".join(re.escape(k) for k in sorted(mapping, key=len, reverse=True))
-        + r")(?![\w-])"
-    )
-    return [{**m, "content": pattern.sub(lambda x: mapping[x.group(1)], m["content"])} for m in messages]
 
 
 def encode(tok, messages: list[dict], max_len: int) -> tuple[list[int], list[float]]:
