@@ -33,6 +33,73 @@ def dynamic_sampling_mask(rewards: torch.Tensor, num_generations: int, epsilon: 
     return grouped.std(dim=1, unbiased=False) > epsilon  # (N,)
 
 
+def refill_size(n_kept: int, n_seen: int, target: int, num_processes: int = 1, min_rate: float = 0.25) -> int:
+    """Prompts per process for the next dynamic-sampling round.
+
+    n_kept of n_seen prompts (all processes) passed the filter so far; `target` = B, the prompts the
+    step needs over all processes. Asks for the missing ones at the observed keep rate (at least
+    `min_rate`), split evenly over the processes, plus one, capped at 4x a process's share of B.
+    """
+    missing = target - n_kept
+    rate = max(n_kept / n_seen, min_rate)
+    return min(int(missing / rate / num_processes) + 1, 4 * (target // num_processes))
+
+
+def assign_groups(keeps: list[torch.Tensor], per_process: int) -> torch.Tensor:
+    """Which groups form each process's batch after dynamic sampling (a pure function of the keep masks,
+    so every process computes the same answer from the gathered rewards).
+
+    keeps: one (P, n_r) bool tensor per generation round: P processes with n_r whole groups each, in
+    TRL's gathered (process-major) order. The step takes the first P*per_process groups in the order
+    kept groups by (round, process, group), then filtered groups in the same order (the zero-advantage
+    filler when too few were kept). A process holds its own chosen groups (up to per_process); the
+    other chosen groups move, in order, to the processes still short.
+    Returns (P, per_process, 3) long: for each process's slot, the (round, process, group) it trains on.
+    With P = 1 that is the kept groups round by round, then the filtered ones.
+    """
+    num_processes = keeps[0].shape[0]
+    order = [
+        (r, p, g)
+        for want in (True, False)
+        for r, keep in enumerate(keeps)
+        for p in range(num_processes)
+        for g in torch.nonzero(keep[p] == want).flatten().tolist()
+    ]
+    chosen = order[: num_processes * per_process]
+    if len(chosen) < num_processes * per_process:
+        raise ValueError(f"{len(chosen)} groups for {num_processes} processes x {per_process}")
+    slots: list[list[tuple[int, int, int]]] = [[] for _ in range(num_processes)]
+    movers = []
+    for src in chosen:
+        (slots[src[1]] if len(slots[src[1]]) < per_process else movers).append(src)
+    movers.reverse()
+    for own in slots:
+        while len(own) < per_process:
+            own.append(movers.pop())
+    return torch.tensor(slots, dtype=torch.long).view(num_processes, per_process, 3)
+
+
+def group_transfers(
+    plan: torch.Tensor,
+) -> tuple[list[list[tuple[int, int]]], dict[tuple[int, int], tuple[int, int]]]:
+    """The moves `assign_groups` implies. plan: (P, S, 3) of (round, process, group) per slot.
+
+    Returns (sends, receives): sends[q] lists the (round, group) that process q sends, ordered by
+    destination process then slot; receives[(p, slot)] = (q, i) says that process p's slot holds
+    the i-th group process q sends.
+    """
+    num_processes, n_slots, _ = plan.shape
+    sends: list[list[tuple[int, int]]] = [[] for _ in range(num_processes)]
+    receives: dict[tuple[int, int], tuple[int, int]] = {}
+    for p in range(num_processes):
+        for s in range(n_slots):
+            r, q, g = plan[p, s].tolist()
+            if q != p:
+                receives[(p, s)] = (q, len(sends[q]))
+                sends[q].append((r, g))
+    return sends, receives
+
+
 def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> torch.Tensor:
     """Mean of x over positions where mask is 1. x, mask: (B, T)."""
     mask = mask.to(x.dtype)

@@ -16,9 +16,16 @@ Engine: TRL's `GRPOTrainer` (pinned 1.16.0), so generation through vLLM (server 
 DeepSpeed ZeRO-3 / FSDP via `accelerate launch`, checkpoints and resume, TensorBoard / W&B are
 TRL's and transformers'. The one extension is `SRLTrainer._generate_and_score_completions`
 (TRL's generate-then-score seam, also its refill point): it runs TRL's own generation and
-scoring once per round and keeps the groups that pass the filter. Refilling is exact on one
-process; with several processes a group's G rollouts may be split across ranks, so there the
-filter only logs the filtered fraction and TRL's zero advantages of the flat groups apply.
+scoring once per round and keeps the groups that pass the filter.
+
+Several processes (DDP / ZeRO-3 / FSDP): TRL gathers every completion's reward to every process,
+so each process computes the same global keep mask and takes the same decisions (rounds, refill
+sizes, errors), which keeps the collective calls inside generation and scoring in lockstep. Each
+process holds B/P whole groups (prompts_per_step must be a multiple of the number of processes);
+refill prompts come from one seeded draw shared by all processes, each taking its own slice. The
+step uses the globally first B kept groups (round, process, group order), exactly as one process
+would; groups kept on a process beyond its B/P move to processes that are short (one all-gather
+of the moved rows), so every process ends with the same batch shape.
 """
 
 from __future__ import annotations
@@ -232,6 +239,11 @@ def grpo_args(cfg: SRLConfig):
             f"prompts_per_step*num_generations ({completions}) must be a multiple of "
             f"micro_batch_size*world_size ({per_pass})"
         )
+    if cfg.dynamic_sampling.enabled and t.prompts_per_step % world_size():
+        raise UserError(
+            f"dynamic sampling on {world_size()} processes needs prompts_per_step ({t.prompts_per_step}) "
+            "to be a multiple of the number of processes, so that each group of rollouts lives on one process"
+        )
     report_to = [r for r in o.report_to if r != "none"]
     return GRPOConfig(
         output_dir=o.dir,
@@ -277,7 +289,7 @@ def make_trainer_class():
     import torch
     from trl import GRPOTrainer
 
-    from swesrl.training.grpo import dynamic_sampling_mask
+    from swesrl.training.grpo import assign_groups, dynamic_sampling_mask, group_transfers, refill_size
 
     left_pad = {"prompt_ids", "prompt_mask"}
     right_pad = {
@@ -290,25 +302,41 @@ def make_trainer_class():
         "tool_mask",
     }
 
+    def group_rows(group: int, G: int) -> torch.Tensor:
+        return torch.arange(group * G, (group + 1) * G)
+
     def select_rows(out: dict, rows: torch.Tensor) -> dict:
-        return {k: (v[rows] if isinstance(v, torch.Tensor) and v.dim() > 0 else v) for k, v in out.items()}
+        return {
+            k: (v[rows.to(v.device)] if isinstance(v, torch.Tensor) and v.dim() > 0 else v)
+            for k, v in out.items()
+        }
+
+    def pad_value(key: str, pad_id: int) -> int:
+        return pad_id if key.endswith("_ids") else (1 if key == "tool_mask" else 0)
+
+    def row_fields(batch: dict) -> list[str]:
+        """The per-row tensor fields of a batch, in a fixed order (collectives run in this order)."""
+        keys = []
+        for key in sorted(batch):
+            value = batch[key]
+            if key == "num_items_in_batch" or not isinstance(value, torch.Tensor) or value.dim() == 0:
+                continue
+            if value.dim() > 1 and key not in left_pad and key not in right_pad:
+                raise UserError(f"dynamic sampling cannot merge the batch field {key!r} (multimodal inputs?)")
+            keys.append(key)
+        return keys
 
     def concat(parts: list[dict], pad_id: int) -> dict:
         from trl.trainer.utils import pad
 
         merged = dict(parts[0])
-        for key, value in parts[0].items():
-            if key == "num_items_in_batch" or not isinstance(value, torch.Tensor) or value.dim() == 0:
-                continue
+        for key in row_fields(parts[0]):
             tensors = [t for p in parts for t in p[key]]
-            if value.dim() == 1:
+            if parts[0][key].dim() == 1:
                 merged[key] = torch.stack(tensors)
-            elif key in left_pad or key in right_pad:
-                fill = pad_id if key.endswith("_ids") else (1 if key == "tool_mask" else 0)
-                side = "left" if key in left_pad else "right"
-                merged[key] = pad(tensors, padding_value=fill, padding_side=side)
             else:
-                raise UserError(f"dynamic sampling cannot merge the batch field {key!r} (multimodal inputs?)")
+                side = "left" if key in left_pad else "right"
+                merged[key] = pad(tensors, padding_value=pad_value(key, pad_id), padding_side=side)
         return merged
 
     class SRLTrainer(GRPOTrainer):
@@ -319,8 +347,13 @@ def make_trainer_class():
             self.ds = dynamic_sampling or DynamicSamplingConfig(enabled=False)
             self._refill_rng = random.Random(self.args.seed)
             self._last_rewards: torch.Tensor | None = None
-            if self.ds.enabled and self.accelerator.num_processes > 1:
-                log.warning("dynamic sampling: refill runs on one process only; logging the filter only")
+            per_process = self.args.generation_batch_size // self.accelerator.num_processes
+            if self.ds.enabled and per_process % self.num_generations:
+                raise UserError(
+                    f"dynamic sampling needs whole groups on each process: {per_process} completions per "
+                    f"process is not a multiple of num_generations ({self.num_generations}); make "
+                    "prompts_per_step a multiple of the number of processes"
+                )
 
         def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
             rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
@@ -338,9 +371,30 @@ def make_trainer_class():
             return out, keep
 
         def _refill_inputs(self, n_prompts: int) -> list[dict]:
-            ds = self.train_dataset
-            idx = [self._refill_rng.randrange(len(ds)) for _ in range(n_prompts)]
-            return [dict(ds[i]) for i in idx for _ in range(self.num_generations)]
+            """n_prompts fresh prompts (x G rows) for this process: one draw of n_prompts per process from
+            the shared seeded rng, the same on every process, of which each takes its own slice."""
+            ds, n_proc = self.train_dataset, self.accelerator.num_processes
+            idx = [self._refill_rng.randrange(len(ds)) for _ in range(n_prompts * n_proc)]
+            mine = idx[self.accelerator.process_index * n_prompts :][:n_prompts]
+            return [dict(ds[i]) for i in mine for _ in range(self.num_generations)]
+
+        def _exchange(self, parts: list[dict], sends: list[list[tuple[int, int]]], G: int) -> dict:
+            """All-gather the groups that change process: (P * max_sent * G, ...) per row field."""
+            acc = self.accelerator
+            width = max(len(s) for s in sends)
+            mine = sends[acc.process_index] or [(0, 0)]  # a process with nothing to send pads with a group
+            mine = mine + [mine[0]] * (width - len(mine))
+            pad_id = self._tokenizer.pad_token_id
+            batch = concat([select_rows(parts[r], group_rows(g, G)) for r, g in mine], pad_id)
+            moved = {}
+            for key in row_fields(batch):
+                value = batch[key].contiguous()
+                if value.dim() > 1:
+                    value = acc.pad_across_processes(
+                        value, dim=1, pad_index=pad_value(key, pad_id), pad_first=key in left_pad
+                    )
+                moved[key] = acc.gather(value)
+            return moved
 
         def _generate_and_score_completions(self, inputs):
             mode = "train" if self.model.training else "eval"
@@ -348,31 +402,28 @@ def make_trainer_class():
             out, keep = self._scored_round(inputs)
             if mode != "train" or not self.ds.enabled:
                 return out
-            if self.accelerator.num_processes > 1:
-                self._metrics[mode]["dynamic_sampling/filtered_fraction"].append(
-                    1 - keep.float().mean().item()
-                )
-                return out
-            target = len(inputs) // G
+            n_proc, rank = self.accelerator.num_processes, self.accelerator.process_index
+            per_process = len(inputs) // G  # whole groups per process (checked in __init__)
+            target = per_process * n_proc  # B
             if bool(keep.all()):
                 self._metrics[mode]["dynamic_sampling/filtered_fraction"].append(0.0)
                 self._metrics[mode]["dynamic_sampling/rounds"].append(1)
                 self._metrics[mode]["dynamic_sampling/kept_prompts"].append(target)
                 return out
-            kept_parts, flat_parts = [], []
+            # Every decision below depends only on `keep`, computed from rewards gathered from all
+            # processes, so all processes run the same rounds and collectives.
+            parts, keeps = [], []
             n_kept = n_seen = rounds = 0
             while True:
                 rounds += 1
                 n_seen += keep.numel()
-                rows = torch.arange(keep.numel() * G, device=keep.device).view(-1, G)  # (N, G)
-                kept_parts.append(select_rows(out, rows[keep].reshape(-1)))
-                flat_parts.append(select_rows(out, rows[~keep].reshape(-1)))
+                parts.append(out)
+                keeps.append(keep.view(n_proc, -1).cpu())  # (P, n): TRL gathers process-major
                 n_kept += int(keep.sum())
                 if n_kept >= target or rounds >= self.ds.max_rounds:
                     break
-                missing = target - n_kept
-                rate = max(n_kept / n_seen, 0.25)
-                out, keep = self._scored_round(self._refill_inputs(min(int(missing / rate) + 1, 4 * target)))
+                n_new = refill_size(n_kept, n_seen, target, n_proc)
+                out, keep = self._scored_round(self._refill_inputs(n_new))
             self._metrics[mode]["dynamic_sampling/filtered_fraction"].append(1 - n_kept / n_seen)
             self._metrics[mode]["dynamic_sampling/rounds"].append(rounds)
             self._metrics[mode]["dynamic_sampling/kept_prompts"].append(min(n_kept, target))
@@ -395,13 +446,22 @@ def make_trainer_class():
                     target,
                     rounds,
                 )
-            parts = [p for p in kept_parts if p["advantages"].numel()]
-            merged = concat(
-                parts + [p for p in flat_parts if p["advantages"].numel()], self._tokenizer.pad_token_id
-            )
-            merged = select_rows(merged, torch.arange(target * G, device=merged["advantages"].device))
+            plan = assign_groups(keeps, per_process)  # (P, B/P, 3): (round, process, group) per slot
+            sends, receives = group_transfers(plan)
+            moved = self._exchange(parts, sends, G) if any(sends) else {}
+            if n_proc > 1:
+                self._metrics[mode]["dynamic_sampling/moved_prompts"].append(sum(map(len, sends)))
+            width = max(map(len, sends))
+            groups = []
+            for slot, (r, p, g) in enumerate(plan[rank].tolist()):
+                if p == rank:
+                    groups.append(select_rows(parts[r], group_rows(g, G)))
+                else:
+                    q, i = receives[(rank, slot)]
+                    groups.append(select_rows(moved, group_rows(q * width + i, G)))
+            merged = concat(groups, self._tokenizer.pad_token_id)
             loss_mask = merged["completion_mask"] * merged.get("tool_mask", 1)
-            merged["num_items_in_batch"] = loss_mask.sum()
+            merged["num_items_in_batch"] = self.accelerator.gather(loss_mask.sum()).sum()
             return merged
 
     return SRLTrainer
