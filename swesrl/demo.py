@@ -87,7 +87,7 @@ class DemoSRLConfig(StrictModel):
     num_generations: int = 4
     learning_rate: float = 5e-5
     temperature: float = 1.0
-    max_completion_length: int = 128
+    max_completion_length: int = 224
 
 
 class DemoConfig(StrictModel):
