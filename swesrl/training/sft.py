@@ -5,12 +5,23 @@ the loss on assistant turns only (`assistant_only_loss`, which needs a chat temp
 `{% generation %}` markers: the tiny model's has them; for a model whose template lacks them,
 set `train.assistant_only_loss=false` or supply a template). Paper settings (7B):
 lr 5e-6, global batch 64, cosine schedule, warmup ratio 0.3, 3 epochs.
+
+Which assistant turns get the loss (`train.loss_on`): a step row (an SRL prompt plus the expert's
+reply, as the demo builds them) carries the earlier steps as context, rendered the way the agent
+sees them, i.e. without their `<think>` blocks (`ContextPolicy.keep_thoughts=false`). Those turns
+are not replies to imitate: TRL's `assistant_only_loss` alone trains on every assistant turn, so
+on step rows most trained turns start with `<function=` instead of `<think>` and the model learns
+to skip the monologue (the reward's format check then fails). `auto` (default) trains the final
+reply and each earlier turn in the same form (with a `<think>` block when the final reply has
+one); `all` trains every assistant turn; `last` only the final one. The rows are tokenized here
+with the chat template's assistant mask (what TRL would compute), with the context turns cleared.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
@@ -43,6 +54,9 @@ class SFTTrainConfig(StrictModel):
     """Longer sequences are truncated."""
     assistant_only_loss: bool = True
     """Loss on assistant turns only."""
+    loss_on: Literal["auto", "all", "last"] = "auto"
+    """With `assistant_only_loss`, which assistant turns: `all`, the final one (`last`), or (`auto`) the
+    final one plus earlier ones in the same form (a `<think>` block when the final has one); see above."""
     bf16: bool = False
     seed: int = 0
     weight_decay: float = 0.0
@@ -88,6 +102,69 @@ def load_sft_dataset(path: str | Path, limit: int | None = None):
     return Dataset.from_list(rows)
 
 
+THINK_OPEN = "<think>"
+
+
+def trained_turns(turns: list[str], loss_on: str = "auto") -> list[bool]:
+    """Which assistant turns (their contents, in order) get the loss; see `SFTTrainConfig.loss_on`."""
+    if loss_on == "all":
+        return [True] * len(turns)
+    if loss_on == "last":
+        return [i == len(turns) - 1 for i in range(len(turns))]
+    thinks = [t.lstrip().startswith(THINK_OPEN) for t in turns]
+    return [i == len(turns) - 1 or th or not thinks[-1] for i, th in enumerate(thinks)]
+
+
+def mask_runs(mask: list[int]) -> list[tuple[int, int]]:
+    """(start, end) of each run of ones."""
+    runs, start = [], None
+    for i, bit in enumerate([*mask, 0]):
+        if bit and start is None:
+            start = i
+        elif not bit and start is not None:
+            runs.append((start, i))
+            start = None
+    return runs
+
+
+def encode_row(messages: list[dict], tokenizer, loss_on: str = "auto") -> dict:
+    """`input_ids` and `assistant_masks` of a conversation (the chat template's generation-marker mask, as
+    TRL's `assistant_only_loss` computes it), with the turns `trained_turns` leaves out cleared."""
+    enc = tokenizer.apply_chat_template(
+        messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+    )
+    ids, mask = list(enc["input_ids"]), list(enc["assistant_masks"])
+    turns = [m["content"] for m in messages if m["role"] == "assistant"]
+    keep = trained_turns(turns, loss_on)
+    if all(keep):
+        return {"input_ids": ids, "assistant_masks": mask}
+    runs = mask_runs(mask)
+    if len(runs) != len(turns):
+        raise UserError(
+            f"the chat template's {{% generation %}} markers give {len(runs)} assistant spans for "
+            f"{len(turns)} assistant turns; set train.loss_on=all"
+        )
+    for (start, end), trained in zip(runs, keep, strict=True):
+        if not trained:
+            mask[start:end] = [0] * (end - start)
+    return {"input_ids": ids, "assistant_masks": mask}
+
+
+def tokenize_sft_dataset(dataset, tokenizer, loss_on: str = "auto"):
+    """Add `input_ids` and `assistant_masks` (see `encode_row`); TRL then builds the labels from them."""
+    n_turns = n_trained = 0
+    for row in dataset["messages"]:
+        turns = [m["content"] for m in row if m["role"] == "assistant"]
+        n_turns += len(turns)
+        n_trained += sum(trained_turns(turns, loss_on))
+    log.info("SFT loss on %d of %d assistant turns (train.loss_on=%s)", n_trained, n_turns, loss_on)
+    return dataset.map(
+        lambda row, tokenizer, loss_on: encode_row(row["messages"], tokenizer, loss_on),
+        fn_kwargs={"tokenizer": tokenizer, "loss_on": loss_on},
+        desc="Tokenizing SFT rows",
+    )
+
+
 def train_sft(cfg: SFTConfig) -> dict:
     from trl import SFTConfig as TRLSFTConfig
     from trl import SFTTrainer
@@ -105,6 +182,8 @@ def train_sft(cfg: SFTConfig) -> dict:
             f"{cfg.model.path}: the chat template has no {{% generation %}} markers, needed for the loss on "
             "assistant turns only; set train.assistant_only_loss=false"
         )
+    if t.assistant_only_loss:
+        dataset = tokenize_sft_dataset(dataset, tokenizer, t.loss_on)
     report_to = [r for r in o.report_to if r != "none"]
     args = TRLSFTConfig(
         output_dir=o.dir,

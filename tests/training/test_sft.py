@@ -1,0 +1,145 @@
+"""SFT with TRL's SFTTrainer on step rows: the loss must stay on replies in the `<think>` + call form.
+
+Step rows (an SRL prompt plus the expert's reply) carry the earlier steps as context without their
+thoughts. With the loss on every assistant turn, most trained turns start with `<function=`, and
+the saved model stops writing the `<think>` block (the reward's format check then fails).
+"""
+
+import json
+
+import pytest
+import torch
+import trl
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from swesrl.training.rewards import extract_action
+from swesrl.training.sft import encode_row, load_sft_config, train_sft, trained_turns
+from swesrl.training.tiny import build_tiny_model
+from swesrl.utils import UserError
+
+CMDS = ["ls", "cat setup.py", "git status", "grep -rn foo src"]
+SYSTEM = "Reply with <think>reasoning</think> then one call."
+
+
+def call(cmd: str) -> str:
+    return f"<function=bash>\n<parameter=command>{cmd}</parameter>\n</function>"
+
+
+def step_row(i: int) -> dict:
+    """Task, `i % 4` earlier steps as the SRL context shows them (no thoughts), then the expert's reply.
+
+    As in real step rows, the turn right after the task is a context turn (`<function=`) in most rows
+    and the reply (`<think>`) in the first-step ones."""
+    msgs = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": f"Fix bug {i}."}]
+    for k in range(i % 4):
+        msgs += [
+            {"role": "assistant", "content": call(CMDS[(i + k) % len(CMDS)])},
+            {"role": "user", "content": "OBSERVATION:\nok"},
+        ]
+    reply = f"<think>\nlook at {i % 3}\n</think>\n{call(CMDS[(i + 3) % len(CMDS)])}"
+    return {"messages": [*msgs, {"role": "assistant", "content": reply}]}
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sft")
+    rows = [step_row(i) for i in range(16)]
+    (d / "steps.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    texts = [m["content"] for r in rows for m in r["messages"]] * 20
+    build_tiny_model(d / "tiny", texts=texts, vocab_size=300, hidden_size=64, num_layers=2, seed=0)
+    return d
+
+
+def label_spans(labels: list[int]) -> list[list[int]]:
+    spans: list[list[int]] = []
+    for i, label in enumerate(labels):
+        if label != -100:
+            if i == 0 or labels[i - 1] == -100:
+                spans.append([])
+            spans[-1].append(label)
+    return spans
+
+
+def test_trained_turns_modes():
+    turns = [call("ls"), "<think>x</think>" + call("ls"), call("ls"), "<think>y</think>" + call("ls")]
+    assert trained_turns(turns, "auto") == [False, True, False, True]
+    assert trained_turns(turns, "all") == [True] * 4
+    assert trained_turns(turns, "last") == [False, False, False, True]
+    # Replies without thoughts (a model trained without them): every turn is a reply.
+    assert trained_turns([call("ls"), call("ls")], "auto") == [True, True]
+
+
+def test_encode_row_masks_context_turns(work):
+    tok = AutoTokenizer.from_pretrained(work / "tiny")
+    row = step_row(3)["messages"]
+    enc = encode_row(row, tok, "auto")
+    spans = label_spans(
+        [t if m else -100 for t, m in zip(enc["input_ids"], enc["assistant_masks"], strict=True)]
+    )
+    assert len(spans) == 1
+    assert tok.decode(spans[0]) == row[-1]["content"] + "<|im_end|>"
+    every = encode_row(row, tok, "all")
+    assert every["input_ids"] == enc["input_ids"] and sum(every["assistant_masks"]) > sum(
+        enc["assistant_masks"]
+    )
+
+
+def test_encode_row_rejects_template_without_matching_spans(work):
+    tok = AutoTokenizer.from_pretrained(work / "tiny")
+    tok.chat_template = (
+        "{% generation %}{% for m in messages %}{{ m['role'] + ': ' + m['content'] + '\\n' }}{% endfor %}"
+        "{% endgeneration %}"
+    )
+    with pytest.raises(UserError, match="loss_on=all"):
+        encode_row(step_row(3)["messages"], tok, "auto")
+
+
+def test_sft_trainer_trains_think_replies_and_saved_model_writes_think(work, monkeypatch):
+    seen = {}
+
+    class Recording(trl.SFTTrainer):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            seen["trainer"] = self
+
+    monkeypatch.setattr(trl, "SFTTrainer", Recording)
+    cfg = load_sft_config(
+        "sft_tiny.yaml",
+        [
+            f"model.path={work / 'tiny'}",
+            f"data.path={work / 'steps.jsonl'}",
+            f"output.dir={work / 'run'}",
+            "train.max_steps=60",
+            "train.learning_rate=5e-3",
+            "output.save_steps=1000",
+            "output.report_to=[none]",
+            "output.plots=false",
+        ],
+    )
+    summary = train_sft(cfg)
+
+    # What the real SFTTrainer trains on: the expert's reply only, starting with <think>.
+    tok = AutoTokenizer.from_pretrained(work / "tiny")
+    think = tok.convert_tokens_to_ids("<think>")
+    rows = seen["trainer"].train_dataset
+    assert len(rows) == 16
+    for row in rows:
+        spans = label_spans(row["labels"])
+        assert [s[0] for s in spans] == [think], tok.convert_ids_to_tokens([s[0] for s in spans])
+        assert tok.decode(spans[0]).endswith("</function><|im_end|>")
+
+    # The saved model writes the <think> block and a well-formed call, also on first-step prompts, where
+    # most rows have a context turn (`<function=...`) right after the task.
+    final = summary["final_model"]
+    tok = AutoTokenizer.from_pretrained(final)
+    model = AutoModelForCausalLM.from_pretrained(final).eval()
+    for i in (0, 4, 8, 12):
+        prompt = tok.apply_chat_template(
+            step_row(i)["messages"][:-1], tokenize=False, add_generation_prompt=True
+        )
+        enc = tok(prompt, return_tensors="pt", add_special_tokens=False)
+        with torch.no_grad():
+            out = model.generate(**enc, max_new_tokens=48, do_sample=False, pad_token_id=tok.pad_token_id)
+        text = tok.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+        assert text.startswith("<think>"), text
+        assert extract_action(text) is not None, text
