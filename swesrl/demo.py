@@ -483,8 +483,9 @@ class Demo:
     def train_sft(self, base: Path, out_dir: Path | None = None, steps: int | None = None) -> dict:
         """Step-wise SFT (prompt = the SRL context, loss on the expert's reply), a plain PyTorch loop.
 
-        Not `swesrl.training.sft` (TRL's SFTTrainer): on the tiny model its checkpoints stop writing
-        the `<think>` block after a few steps, which fails the reward's format check (reported)."""
+        It trains the same tokens as `swesrl train sft` (TRL's SFTTrainer, `train.loss_on: auto`:
+        the final reply, not the thought-less history turns of a step row); a plain loop is
+        lighter on a 2-core CPU for a few dozen steps."""
         s = self.cfg.sft.model_copy(update={"steps": steps} if steps else {})
         out_dir = out_dir or self.out / "sft"
         rows = list(iter_jsonl(self.out / "data" / "train" / "sft_steps.jsonl"))

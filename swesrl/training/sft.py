@@ -20,6 +20,7 @@ with the chat template's assistant mask (what TRL would compute), with the conte
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -150,6 +151,37 @@ def encode_row(messages: list[dict], tokenizer, loss_on: str = "auto") -> dict:
     return {"input_ids": ids, "assistant_masks": mask}
 
 
+def has_generation_markers(template: str | dict | None) -> bool:
+    """`{% generation %}` present (not just `add_generation_prompt`, which every template has)."""
+    if isinstance(template, dict):
+        template = template.get("default")
+    return bool(re.search(r"\{%-?\s*generation\s*-?%\}", template or ""))
+
+
+def training_chat_template(tokenizer, model_path: str) -> str:
+    """A chat template with `{% generation %}` markers for the assistant-only loss.
+
+    Qwen2.5's own template (and most others) has none; TRL ships patched, render-identical
+    training variants of the common ones (Qwen2.5/3, Llama 3, Gemma, ...), picked by
+    `trl.chat_template_utils.get_training_chat_template`. The patched template is saved with the
+    trained model's tokenizer; generation renders exactly as with the original.
+    """
+    from trl.chat_template_utils import get_training_chat_template
+
+    try:
+        patched = get_training_chat_template(tokenizer)
+    except Exception:  # noqa: BLE001 - an unusual template: fall through to the one-line error
+        patched = None
+    if not patched or not has_generation_markers(patched):
+        raise UserError(
+            f"{model_path}: the chat template has no {{% generation %}} markers (needed for the loss on "
+            "assistant turns only) and TRL has no training variant of it; add the markers to the "
+            "template or set train.assistant_only_loss=false"
+        )
+    log.info("chat template: using TRL's training variant with {%% generation %%} markers")
+    return patched
+
+
 def tokenize_sft_dataset(dataset, tokenizer, loss_on: str = "auto"):
     """Add `input_ids` and `assistant_masks` (see `encode_row`); TRL then builds the labels from them."""
     n_turns = n_trained = 0
@@ -177,11 +209,8 @@ def train_sft(cfg: SFTConfig) -> dict:
         raise UserError(f"global_batch_size ({t.global_batch_size}) must be a multiple of {per_pass}")
     dataset = load_sft_dataset(cfg.data.path, cfg.data.limit)
     model, tokenizer = load_policy(cfg.model)
-    if t.assistant_only_loss and "generation" not in (tokenizer.chat_template or ""):
-        raise UserError(
-            f"{cfg.model.path}: the chat template has no {{% generation %}} markers, needed for the loss on "
-            "assistant turns only; set train.assistant_only_loss=false"
-        )
+    if t.assistant_only_loss and not has_generation_markers(tokenizer.chat_template):
+        tokenizer.chat_template = training_chat_template(tokenizer, cfg.model.path)
     if t.assistant_only_loss:
         dataset = tokenize_sft_dataset(dataset, tokenizer, t.loss_on)
     report_to = [r for r in o.report_to if r != "none"]

@@ -143,3 +143,30 @@ def test_sft_trainer_trains_think_replies_and_saved_model_writes_think(work, mon
         text = tok.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True)
         assert text.startswith("<think>"), text
         assert extract_action(text) is not None, text
+
+
+def test_qwen25_template_gets_trls_training_variant(work):
+    """Qwen2.5's own template has no {% generation %} markers (only `add_generation_prompt`): the
+    assistant-only loss takes TRL's render-identical training variant instead of failing."""
+    from trl.chat_template_utils import qwen2_5_chat_template
+
+    from swesrl.training.sft import has_generation_markers, training_chat_template
+
+    tok = AutoTokenizer.from_pretrained(work / "tiny")
+    tok.chat_template = qwen2_5_chat_template
+    assert "generation" in qwen2_5_chat_template and not has_generation_markers(qwen2_5_chat_template)
+    patched = training_chat_template(tok, "qwen")
+    assert has_generation_markers(patched)
+    row = step_row(3)["messages"]
+    assert tok.apply_chat_template(row, tokenize=False) == tok.apply_chat_template(
+        row, tokenize=False, chat_template=patched
+    )
+    tok.chat_template = patched
+    enc = encode_row(row, tok, "auto")
+    trained = [t for t, m in zip(enc["input_ids"], enc["assistant_masks"], strict=True) if m]
+    # TRL's variant opens the span at the newline after `assistant` (a prompt token at generation time)
+    assert tok.decode(trained).strip() == row[-1]["content"] + "<|im_end|>"
+
+    tok.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    with pytest.raises(UserError, match="assistant_only_loss=false"):
+        training_chat_template(tok, "odd-model")
