@@ -33,6 +33,7 @@ before and after each stage, so every number in its report is measured from this
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import os
@@ -70,15 +71,22 @@ class ExtraSuite(Demo):
         return [i for i in train if i["repo"] not in self.banned_repos], []
 
 
-def encode(tok, messages: list[dict], max_len: int) -> tuple[list[int], list[float]]:
+def encode(
+    tok, messages: list[dict], max_len: int, prompt_weight: float = 0.1
+) -> tuple[list[int], list[float]]:
     full = tok.apply_chat_template(messages, tokenize=False)
     prompt = tok.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True)
     ids = tok(full, add_special_tokens=False)["input_ids"]
     n_prompt = len(tok(prompt, add_special_tokens=False)["input_ids"])
-    weights = [0.1] * n_prompt + [1.0] * (len(ids) - n_prompt)
+    weights = [prompt_weight] * n_prompt + [1.0] * (len(ids) - n_prompt)
     if len(ids) > max_len:  # keep the reply; drop the start of the prompt
         ids, weights = ids[-max_len:], weights[-max_len:]
     return ids, weights
+
+
+def short_context(messages: list[dict]) -> list[dict]:
+    """System prompt + the last two turns before the reply + the reply: the copy source stays, the rest goes."""
+    return [messages[0], *messages[-3:]] if len(messages) > 4 else messages
 
 
 def batches(data: list, batch_size: int, rng: random.Random):
@@ -143,6 +151,19 @@ def main() -> None:
         help="Probability that an extra-suite conversation gets fresh repository/package/function names.",
     )
     ap.add_argument(
+        "--short-context",
+        type=float,
+        default=0.0,
+        help="Probability that a training row keeps only the system prompt and the last two turns "
+        "(a copy curriculum: the name to copy is close, the row is short).",
+    )
+    ap.add_argument("--prompt-weight", type=float, default=0.1, help="Loss weight of prompt tokens.")
+    ap.add_argument(
+        "--init",
+        default="",
+        help="Continue from this checkpoint (its tokenizer and weights) instead of a fresh model.",
+    )
+    ap.add_argument(
         "--no-demo-train",
         action="store_true",
         help="Train on the extra suites only: the demo suite (train split included) stays unseen.",
@@ -169,8 +190,6 @@ def main() -> None:
     data = demo.stage("data", demo.build_data)
 
     train_rows = [] if args.no_demo_train else list(iter_jsonl(work / "data" / "train" / "sft_steps.jsonl"))
-    rename_rng = random.Random(args.seed + 7919)
-    n_renamed = 0
     banned = {i["repo"] for i in demo.split()[1]}
     extra: dict[str, dict] = {}
     for s in range(args.extra_seed, args.extra_seed + args.extra_suites):
@@ -181,11 +200,9 @@ def main() -> None:
         ex.stage("suite", ex.build_suite)
         e = ex.stage("expert", lambda ex=ex: ex.run_experts(grade=False))
         d = ex.stage("data", ex.build_data)
-        for r in iter_jsonl(ex.out / "data" / "train" / "sft_steps.jsonl"):
-            if rename_rng.random() < args.rename:
-                r = {**r, "messages": rename_names(r["messages"], rename_rng)}
-                n_renamed += 1
-            train_rows.append(r)
+        train_rows += [
+            {**r, "extra": True} for r in iter_jsonl(ex.out / "data" / "train" / "sft_steps.jsonl")
+        ]
         extra[str(s)] = {
             "tasks": e["train"]["trajectories"],
             "submitted": e["train"]["submitted"],
@@ -197,31 +214,41 @@ def main() -> None:
     model_dir = work / "model"
     if model_dir.exists():
         shutil.rmtree(model_dir)
-    texts = [
-        "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in r["messages"])
-        for r in train_rows
-    ]
-    build_tiny_model(
-        model_dir,
-        texts=texts,
-        seed=args.seed,
-        hidden_size=args.hidden,
-        num_layers=args.layers,
-        intermediate_size=3 * args.hidden,
-        max_position_embeddings=2048,
-    )
+    if args.init:
+        shutil.copytree(args.init, model_dir)
+    else:
+        texts = [
+            "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in r["messages"])
+            for r in train_rows
+        ]
+        build_tiny_model(
+            model_dir,
+            texts=texts,
+            seed=args.seed,
+            hidden_size=args.hidden,
+            num_layers=args.layers,
+            intermediate_size=3 * args.hidden,
+            max_position_embeddings=2048,
+        )
     tok = AutoTokenizer.from_pretrained(str(model_dir))
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
     n_params = sum(p.numel() for p in model.parameters())
-    encoded = [encode(tok, r["messages"], args.max_len) for r in train_rows]
-    lengths = sorted(len(e[0]) for e in encoded)
-    log.info(
-        "%d params; %d train rows; tokens per row p50 %d max %d",
-        n_params,
-        len(encoded),
-        lengths[len(lengths) // 2],
-        lengths[-1],
-    )
+    aug_rng = random.Random(args.seed + 7919)
+    counts = {"renamed": 0, "short": 0, "rows": 0}
+
+    def prepare(row: dict) -> tuple[list[int], list[float]]:
+        """Encode one row, freshly augmented each time it is drawn (new names every epoch)."""
+        msgs = row["messages"]
+        if row.get("extra") and aug_rng.random() < args.rename:
+            msgs = rename_names(msgs, aug_rng)
+            counts["renamed"] += 1
+        if aug_rng.random() < args.short_context:
+            msgs = short_context(msgs)
+            counts["short"] += 1
+        counts["rows"] += 1
+        return encode(tok, msgs, args.max_len, args.prompt_weight)
+
+    log.info("%d params; %d train rows", n_params, len(train_rows))
 
     rng = random.Random(args.seed)
     torch.manual_seed(args.seed)
@@ -231,7 +258,8 @@ def main() -> None:
     model.train()
     t0 = time.monotonic()
     step, losses = 0, []
-    for batch in batches(encoded, args.batch_size, rng):
+    for rows in batches(train_rows, args.batch_size, rng):
+        batch = [prepare(r) for r in rows]
         frac = step / args.steps if args.steps else (time.monotonic() - t0) / budget
         if frac >= 1:
             break
@@ -281,7 +309,12 @@ def main() -> None:
         "extra_suites": extra,
         "heldout_repos_excluded": sorted(banned),
         "train_rows": len(train_rows),
-        "renamed_rows": n_renamed,
+        "rows_drawn": counts,
+        "init": (
+            json.loads((Path(args.init) / "pretrain.json").read_text())
+            if args.init and (Path(args.init) / "pretrain.json").is_file()
+            else None
+        ),
         "steps": step,
         "train_seconds": round(train_seconds, 1),
         "reply_loss_first": losses[:1],
