@@ -234,13 +234,14 @@ def main() -> None:
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
     n_params = sum(p.numel() for p in model.parameters())
     aug_rng = random.Random(args.seed + 7919)
+    banned_names = {b.split("/")[-1] for b in banned}  # held-out repository names never appear
     counts = {"renamed": 0, "short": 0, "rows": 0}
 
     def prepare(row: dict) -> tuple[list[int], list[float]]:
         """Encode one row, freshly augmented each time it is drawn (new names every epoch)."""
         msgs = row["messages"]
         if row.get("extra") and aug_rng.random() < args.rename:
-            msgs = rename_names(msgs, aug_rng)
+            msgs = rename_names(msgs, aug_rng, avoid=banned_names)
             counts["renamed"] += 1
         if aug_rng.random() < args.short_context:
             msgs = short_context(msgs)

@@ -15,8 +15,8 @@ import re
 from swesrl.tasks.catalog import THEMES
 from swesrl.tasks.generate import _PREFIXES, _SUFFIXES
 
-_CONSONANTS = "bdfgklmnprstvz"
-_VOWELS = "aeiou"
+_CONSONANTS = "bcdfghjklmnpqrstvwxz"
+_VOWELS = "aeiouy"
 
 
 def pseudo_word(rng: random.Random, syllables: tuple[int, int] = (2, 4)) -> str:
@@ -26,7 +26,24 @@ def pseudo_word(rng: random.Random, syllables: tuple[int, int] = (2, 4)) -> str:
     )
 
 
-def rename_names(messages: list[dict], rng: random.Random, p_functions: float = 0.5) -> list[dict]:
+def _new_repo_name(rng: random.Random, avoid: set[str], p_recombine: float) -> tuple[str, str]:
+    """Two name parts: bundled prefix + suffix recombined (so their tokens are copied too), or pseudo-words."""
+    while True:
+        if rng.random() < p_recombine:
+            a, b = rng.choice(_PREFIXES), rng.choice(_SUFFIXES)
+        else:
+            a, b = pseudo_word(rng, (1, 3)), pseudo_word(rng, (1, 2))
+        if f"{a}-{b}" not in avoid:
+            return a, b
+
+
+def rename_names(
+    messages: list[dict],
+    rng: random.Random,
+    p_functions: float = 0.5,
+    p_recombine: float = 0.5,
+    avoid: set[str] | frozenset[str] = frozenset(),
+) -> list[dict]:
     """Consistently rename the repository / package (and, with `p_functions`, the function) names.
 
     A copy-skill augmentation for the extra suites: every occurrence (whole identifiers only) of
@@ -36,6 +53,10 @@ def rename_names(messages: list[dict], rng: random.Random, p_functions: float = 
     command is to copy it from the prompt. The renamed conversation is as consistent as the
     original: the same substitution applies to what the sandbox printed and to what the expert
     typed. Held-out evaluation is unaffected: it runs real repositories in real sandboxes.
+
+    With `p_recombine` the new name is a random bundled prefix + suffix pair (never one in `avoid`,
+    `prefix-suffix` repository names, e.g. the held-out ones, nor the original), else pseudo-words:
+    the copy skill then covers the tokens real names are made of.
     """
     text = "\x00".join(m["content"] for m in messages)
     mapping: dict[str, str] = {}
@@ -46,7 +67,7 @@ def rename_names(messages: list[dict], rng: random.Random, p_functions: float = 
             forms = [f"{pre}{suf}", f"{pre}_{suf}", f"{pre}-{suf}"]
             present = [f for f in forms if re.search(rf"(?<![\w-]){re.escape(f)}(?![\w-])", text)]
             if present:
-                a, b = pseudo_word(rng, (1, 3)), pseudo_word(rng, (1, 2))
+                a, b = _new_repo_name(rng, {*avoid, f"{pre}-{suf}"}, p_recombine)
                 for f in present:
                     sep = "_" if "_" in f else "-" if "-" in f else ""
                     mapping[f] = f"{a}{sep}{b}"

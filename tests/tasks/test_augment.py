@@ -73,3 +73,15 @@ def test_pseudo_words_are_plain_lowercase_and_varied():
     words = {pseudo_word(rng) for _ in range(200)}
     assert all(re.fullmatch(r"[a-z]{4,9}", w) for w in words)
     assert len(words) > 190
+
+
+def test_recombined_names_use_bundled_parts_and_avoid_held_out():
+    from swesrl.tasks.generate import _PREFIXES, _SUFFIXES
+
+    avoid = {f"{p}-{s}" for p in _PREFIXES[:20] for s in _SUFFIXES}
+    for seed in range(30):
+        out = rename_names(CONVERSATION, random.Random(seed), p_functions=0.0, p_recombine=1.0, avoid=avoid)
+        dashed = re.search(r"repo ([\w-]+)\)", out[1]["content"]).group(1)
+        pre, suf = dashed.split("-")
+        assert pre in _PREFIXES[20:] and suf in _SUFFIXES
+        assert _paths(out[3]["content"])[0] == f"/testbed/{pre}{suf}/utils/invoice.py"
