@@ -1,15 +1,23 @@
 """Make the tiny checkpoint `swesrl demo` starts from (swesrl/checkpoints/tiny-demo).
 
-This script and its seed are the source of truth for the shipped weights:
+This script and its seeds are the source of truth for the shipped weights, made in three runs
+(each continues the previous one with --init; every run's settings are in `pretrain.json`, the
+earlier ones nested under "init"):
 
-    python scripts/pretrain_tiny.py --extra-suites 25 --hidden 128 --layers 4 --minutes 16 \
-        --workers 2 --seed 0                                  # what made the shipped checkpoint
-    python scripts/pretrain_tiny.py --extra-suites 25 --hidden 128 --layers 4 --steps N --seed 0
-                                                              # by step count (N from pretrain.json)
+    # a: 25 min wall clock, names renamed once at load (script of commit 4d3791c)
+    python scripts/pretrain_tiny.py --extra-suites 30 --hidden 128 --layers 4 --minutes 25 \
+        --workers 2 --seed 0 --rename 0.8 --no-demo-train --work W --dest A
+    # b: copy curriculum, names re-drawn per draw (commit 189ca3f)
+    python scripts/pretrain_tiny.py --init A --extra-suites 30 --workers 2 --seed 0 --steps 1000 \
+        --batch-size 16 --lr 2e-3 --rename 1.0 --short-context 0.6 --prompt-weight 0.3 \
+        --no-demo-train --work W --dest B
+    # c: names also from recombined bundled parts, full alphabet (commit 9cc9bf4) -> shipped
+    python scripts/pretrain_tiny.py --init B --extra-suites 30 --workers 2 --seed 1 --steps 450 \
+        --batch-size 16 --lr 1e-3 --rename 0.8 --short-context 0.5 --prompt-weight 0.3 \
+        --no-demo-train --work W --dest swesrl/checkpoints/tiny-demo
 
-The shipped run was wall-clock budgeted (on a 2-core CPU), so a rerun with --minutes gives a
-comparable, not bit-identical, checkpoint; --steps makes the schedule depend on the step count
-only. Its settings and results are in the checkpoint's `pretrain.json`.
+Run a was wall-clock budgeted on a shared 2-core CPU (549 steps), so a rerun gives a comparable,
+not bit-identical, checkpoint; b and c are scheduled by step count.
 
 1. Builds the demo's task suite (demo.yaml: n and seed) and runs the demo's expert through the
    agent loop on every TRAIN task (and on the held-out tasks, only to measure held-out step

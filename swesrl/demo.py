@@ -12,7 +12,7 @@ the same `--out` skips finished stages and resumes unfinished agent runs and eva
 3. `data`: step-wise SRL instances (`swesrl.training.data.build_dataset`, the paper's context: task
    + last 2 steps) and step-wise SFT conversations (the same prompt + the expert's turn).
 4. `model`: the starting checkpoint: the one shipped in `swesrl/checkpoints/tiny-demo` (made by
-   `scripts/pretrain_tiny.py`, which trains on this suite's train split only) or a fresh tiny model.
+   `scripts/pretrain_tiny.py` on 30 other suites only: this suite is new to it) or a fresh tiny model.
 5. `eval_base`, `sft`, `eval_sft`, `srl`, `eval_srl`: a short SFT warm-up, then SRL (GRPO with the
    similarity reward and dynamic sampling), with an evaluation before and after each: the agent
    loop on held-out tasks in sandboxes, graded by the harness (resolve rate), and the mean
