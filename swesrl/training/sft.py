@@ -20,7 +20,6 @@ with the chat template's assistant mask (what TRL would compute), with the conte
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 from typing import Literal
 
@@ -152,10 +151,10 @@ def encode_row(messages: list[dict], tokenizer, loss_on: str = "auto") -> dict:
 
 
 def has_generation_markers(template: str | dict | None) -> bool:
-    """`{% generation %}` present (not just `add_generation_prompt`, which every template has)."""
-    if isinstance(template, dict):
-        template = template.get("default")
-    return bool(re.search(r"\{%-?\s*generation\s*-?%\}", template or ""))
+    """`{% generation %}` present (not just `add_generation_prompt`, which every template has): TRL's check."""
+    from trl.chat_template_utils import has_generation_markers as trl_has_generation_markers
+
+    return bool(template) and trl_has_generation_markers(template)
 
 
 def training_chat_template(tokenizer, model_path: str) -> str:
