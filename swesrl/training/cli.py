@@ -214,11 +214,16 @@ _OVERRIDE_HELP = "Override a config value, e.g. -c train.learning_rate=1e-6 (rep
 
 
 def _print_summary(title: str, summary: dict) -> None:
+    """The run's summary table, printed once: by the main process of a multi-process run."""
     from rich.console import Console
     from rich.table import Table
 
+    if not summary.get("main_process", True):
+        return
     table = Table(title=title, show_header=False)
     for key, value in summary.items():
+        if key == "main_process":
+            continue
         if isinstance(value, dict):
             for k in (
                 "reward",

@@ -245,11 +245,14 @@ def train_sft(cfg: SFTConfig) -> dict:
     resume = latest_checkpoint(out_dir) if o.resume else None
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(str(out_dir / "final"))
-    tokenizer.save_pretrained(str(out_dir / "final"))
-    plots = plot_metrics(out_dir / "metrics.jsonl", out_dir / "plots") if o.plots else []
+    main = trainer.is_world_process_zero()  # several processes: one writes the files
+    if main:
+        tokenizer.save_pretrained(str(out_dir / "final"))
+    plots = plot_metrics(out_dir / "metrics.jsonl", out_dir / "plots") if o.plots and main else []
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return {
         "global_step": trainer.state.global_step,
+        "main_process": main,
         "resumed_from": resume,
         "final_model": str(out_dir / "final"),
         "first_loss": losses[0] if losses else None,

@@ -495,11 +495,14 @@ def train_srl(cfg: SRLConfig) -> dict:
         log.info("resuming from %s", resume)
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(str(out_dir / "final"))
-    tokenizer.save_pretrained(str(out_dir / "final"))
-    plots = plot_metrics(out_dir / "metrics.jsonl", out_dir / "plots") if cfg.output.plots else []
+    main = trainer.is_world_process_zero()  # several processes: one writes the files
+    if main:
+        tokenizer.save_pretrained(str(out_dir / "final"))
+    plots = plot_metrics(out_dir / "metrics.jsonl", out_dir / "plots") if cfg.output.plots and main else []
     last = next((h for h in reversed(trainer.state.log_history) if "reward" in h), {})
     return {
         "global_step": trainer.state.global_step,
+        "main_process": main,
         "resumed_from": resume,
         "final_model": str(out_dir / "final"),
         "metrics": last,

@@ -76,6 +76,7 @@ def main() -> None:
         "rank": RANK,
         "world_size": int(os.environ.get("WORLD_SIZE", "1")),
         "global_step": summary["global_step"],
+        "main_process": summary["main_process"],
         "batches": [r for r in RECORDS if "rows" in r],
         "losses": losses,
         "losses_finite": all(math.isfinite(x) for x in losses),

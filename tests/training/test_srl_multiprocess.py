@@ -99,6 +99,7 @@ def test_dynamic_sampling_refills_and_rebalances_across_two_processes(tmp_path):
         # the same batch shape everywhere, and only groups with reward variance: rank 1 generated none
         # itself, so its 2 groups came from rank 0
         assert [(b["rows"], b["groups_with_signal"]) for b in rank["batches"]] == [(8, 2), (8, 2)]
+    assert [rank["main_process"] for rank in ranks] == [True, False]  # one process writes files, prints
     tokens = [[b["num_items_in_batch"] for b in rank["batches"]] for rank in ranks]
     assert tokens[0] == tokens[1] and all(t > 0 for t in tokens[0])  # the global loss normaliser
     assert (out / "final" / "model.safetensors").is_file()
