@@ -190,6 +190,7 @@ def main() -> None:
     cfg = load_config(DemoConfig, ["demo.yaml"])
     cfg.suite.train_tasks = cfg.suite.n
     cfg.suite.test_tasks = cfg.suite.n
+    cfg.expert_recovery = 0.0  # the shipped checkpoint's data: experts without wrong edits
     if args.workers:
         cfg.workers = args.workers
     demo = Demo(work, cfg, minutes=0, seed=args.seed)

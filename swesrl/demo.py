@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import typer
+from pydantic import Field
 
 from swesrl.config import StrictModel, load_config
 from swesrl.utils import (
@@ -64,7 +65,7 @@ class SuiteConfig(StrictModel):
     """Suite seed (the shipped checkpoint was trained on this suite's train split only)."""
     train_tasks: int = 68
     """Train tasks given expert trajectories (scaled by --minutes)."""
-    test_tasks: int = 16
+    test_tasks: int = 29
     """Held-out tasks evaluated (scaled by --minutes)."""
 
 
@@ -96,6 +97,11 @@ class DemoConfig(StrictModel):
     expert: Literal["short", "scripted"] = "short"
     """`short`: the demo's 4-step expert (find, read, edit, submit), sized for a tiny model; `scripted`:
     `swesrl.tasks.expert.ScriptedExpert` (varied ~10-step trajectories, for real models)."""
+    expert_recovery: float = Field(0.0, ge=0, le=1)
+    """Share of the train tasks whose short expert first tries a wrong edit (`old_str` = the fixed
+    code, which the file does not contain), reads the error and then makes the right edit: expert
+    data with a recovery step, as real trajectories have. The wrong edit is never a training target
+    (its row is relabelled with the right edit); held-out experts never make it."""
     agent: str = "agent_tiny.yaml"
     """Agent config layered over agent.yaml (terse prompt, SRL context, greedy short replies)."""
     workers: int = 4
@@ -151,8 +157,19 @@ def _hunk_edit(patch: str, file_text: str) -> tuple[str, str, str]:
     return path, old, new
 
 
-def expert_turns(instance: dict, file_text: str) -> list[str]:
-    """The expert's replies: find the function named in the issue, read it, fix it, submit."""
+RECOVERY_THOUGHT = (
+    "The edit failed: `old_str` must be copied from the file as printed. Fix the bug in `{name}`."
+)
+MISTAKE_STEP = 2
+"""The step of a recovery trajectory that is the wrong edit (0-based; the right one follows)."""
+
+
+def expert_turns(instance: dict, file_text: str, recovery: bool = False) -> list[str]:
+    """The expert's replies: find the function named in the issue, read it, fix it, submit.
+
+    `recovery`: the first edit uses the fixed code as `old_str` (not in the file, so the editor
+    refuses it), then the expert makes the right edit: a trajectory with an error and its repair.
+    Nothing changes when the fixed code does occur in the file (the wrong edit would apply)."""
     from swesrl.agent.actions import format_action
     from swesrl.training.data.steps import assistant_turn
 
@@ -162,6 +179,16 @@ def expert_turns(instance: dict, file_text: str) -> list[str]:
     name = m.group(1)
     path, old, new = _hunk_edit(instance["patch"], file_text)
     full = f"/testbed/{path}"
+    edit = format_action(
+        "str_replace_editor", {"command": "str_replace", "path": full, "old_str": old, "new_str": new}
+    )
+    fix = [assistant_turn(f"Fix the bug in `{name}`.", edit)]
+    if recovery and new.strip() and new not in file_text:
+        wrong = {"command": "str_replace", "path": full, "old_str": new, "new_str": new}
+        fix = [
+            assistant_turn(f"Fix the bug in `{name}`.", format_action("str_replace_editor", wrong)),
+            assistant_turn(RECOVERY_THOUGHT.format(name=name), edit),
+        ]
     return [
         assistant_turn(
             f"The issue is about `{name}`. Find where it is defined.",
@@ -171,20 +198,16 @@ def expert_turns(instance: dict, file_text: str) -> list[str]:
             f"`{name}` is in {full}. Read it.",
             format_action("bash", {"command": f'grep -n -A 10 "def {name}(" {full}'}),
         ),
-        assistant_turn(
-            f"Fix the bug in `{name}`.",
-            format_action(
-                "str_replace_editor", {"command": "str_replace", "path": full, "old_str": old, "new_str": new}
-            ),
-        ),
+        *fix,
         assistant_turn("The fix is in place. Submit.", format_action("submit")),
     ]
 
 
 class ShortExpert:
-    """A scripted expert (Model protocol) for one instance, using its gold patch: four steps."""
+    """A scripted expert (Model protocol) for one instance, using its gold patch: four steps (five
+    with `recovery`: a refused edit, then the right one)."""
 
-    def __init__(self, instance: dict, mirror: Path):
+    def __init__(self, instance: dict, mirror: Path, recovery: bool = False):
         from swesrl.tasks.instances import repo_source
 
         self.name = "short-expert"
@@ -196,7 +219,7 @@ class ShortExpert:
             text=True,
             check=True,
         ).stdout
-        self.turns = expert_turns(instance, text)
+        self.turns = expert_turns(instance, text, recovery)
 
     def generate(self, messages: list[dict], n: int = 1, **sampling: Any) -> list[str]:
         k = sum(m["role"] == "assistant" for m in messages)
@@ -290,7 +313,16 @@ class Demo:
             from swesrl.tasks.expert import ScriptedExpert
 
             return ScriptedExpert(instance, seed=self.cfg.suite.seed, think_tags=True)
-        return ShortExpert(instance, self.mirror)
+        return ShortExpert(instance, self.mirror, recovery=self.recovers(instance))
+
+    def recovers(self, instance: dict) -> bool:
+        """Whether this train task's expert makes (and repairs) a wrong edit: a fixed draw per task."""
+        if instance["split"] != "train" or not self.cfg.expert_recovery:
+            return False
+        return (
+            random.Random(f"{self.cfg.suite.seed}:{instance['instance_id']}").random()
+            < self.cfg.expert_recovery
+        )
 
     def run_experts(self, grade: bool = False) -> dict:
         """Expert trajectories on the train and held-out tasks; `grade` checks their patches with the harness."""
@@ -353,6 +385,9 @@ class Demo:
         for name in ("train", "test"):
             d = self.out / "data" / name
             s = build_dataset([self.out / "expert" / f"{name}.jsonl"], d, opts, config=config)
+            relabelled = relabel_mistakes(
+                d / "srl.jsonl", {i for i, x in self.instances().items() if self.recovers(x)}
+            )
             rows = [
                 {
                     "messages": r["prompt"]
@@ -370,6 +405,7 @@ class Demo:
                 "srl_instances": s["instances"],
                 "sft_conversations": s["sft_conversations"],
                 "sft_steps": len(rows),
+                "recovery_trajectories": relabelled,
             }
         return stats
 
@@ -574,6 +610,24 @@ class Demo:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def relabel_mistakes(srl_path: Path, recovering: set[str]) -> int:
+    """Give each recovery trajectory's wrong-edit row the right edit as its target (same prompt: task +
+    the find and read steps), so no row teaches the mistake; return how many were relabelled."""
+    rows = list(iter_jsonl(srl_path))
+    fixes = {
+        r["instance_id"]: r
+        for r in rows
+        if r["instance_id"] in recovering and r["step"] == MISTAKE_STEP + 1 and r["n_steps"] == 5
+    }
+    for r in rows:
+        fix = fixes.get(r["instance_id"])
+        if fix and r["step"] == MISTAKE_STEP:
+            r["expert_action"] = fix["expert_action"]  # the thought stays "Fix the bug in ..."
+    if fixes:
+        write_jsonl(srl_path, rows)
+    return len(fixes)
 
 
 def encode_reply(tok, messages: list[dict], max_len: int = 2048) -> tuple[list[int], list[float]]:

@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from swesrl.demo import _hunk_edit, run_demo, scaled
-from swesrl.utils import UserError
+from swesrl.demo import MISTAKE_STEP, _hunk_edit, expert_turns, relabel_mistakes, run_demo, scaled
+from swesrl.utils import UserError, iter_jsonl, write_jsonl
 
 PATCH = """diff --git a/pkg/m.py b/pkg/m.py
 --- a/pkg/m.py
@@ -31,6 +31,49 @@ def test_expert_edit_is_unique_in_the_file():
     assert path == "pkg/m.py"
     assert FILE.count(old) == 1
     assert FILE.replace(old, new) == FILE.replace("    return y\n\ndef g", "    return y + 1\n\ndef g")
+
+
+INSTANCE = {
+    "instance_id": "x__m-1",
+    "problem_statement": "`f` is off\n\nfrom pkg.m import f\n",
+    "patch": PATCH,
+}
+
+
+def test_recovery_expert_makes_a_refused_edit_then_the_right_one():
+    plain = expert_turns(INSTANCE, FILE)
+    turns = expert_turns(INSTANCE, FILE, recovery=True)
+    assert len(plain) == 4 and len(turns) == 5
+    assert turns[:MISTAKE_STEP] == plain[:MISTAKE_STEP] and turns[-1] == plain[-1]
+    right = plain[MISTAKE_STEP].split("</think>")[1]
+    assert turns[MISTAKE_STEP + 1].split("</think>")[1] == right
+    wrong = turns[MISTAKE_STEP]
+    fixed = "    y = x\n    return y + 1"  # the right edit's new_str (old_str widened until unique)
+    assert f"<parameter=new_str>{fixed}</parameter>" in right
+    assert f"<parameter=old_str>{fixed}</parameter>" in wrong and fixed not in FILE  # refused by the editor
+    # when the fixed code is in the file the wrong edit would apply: no mistake then
+    assert len(expert_turns(INSTANCE, FILE + f"\ndef h(x):\n{fixed}\n", recovery=True)) == 4
+
+
+def test_relabel_mistakes_never_trains_the_wrong_edit(tmp_path):
+    def row(iid, step, n, action, thought="t"):
+        return {
+            "instance_id": iid,
+            "step": step,
+            "n_steps": n,
+            "prompt": [],
+            "expert_action": action,
+            "expert_thought": thought,
+        }
+
+    rows = [row("a", s, 5, f"a{s}", f"ta{s}") for s in range(5)] + [row("b", s, 4, f"b{s}") for s in range(4)]
+    path = tmp_path / "srl.jsonl"
+    write_jsonl(path, rows)
+    assert relabel_mistakes(path, {"a", "b"}) == 1  # b made no mistake (4 steps)
+    out = {(r["instance_id"], r["step"]): r for r in iter_jsonl(path)}
+    assert out[("a", MISTAKE_STEP)]["expert_action"] == f"a{MISTAKE_STEP + 1}"
+    assert out[("a", MISTAKE_STEP)]["expert_thought"] == f"ta{MISTAKE_STEP}"
+    assert [out[("b", s)]["expert_action"] for s in range(4)] == ["b0", "b1", "b2", "b3"]
 
 
 def test_budgets_scale_with_minutes():
@@ -58,6 +101,7 @@ def test_demo_end_to_end_and_resume(tmp_path):
         "sft.steps=2",
         "srl.steps=1",
         "srl.prompts_per_step=2",
+        "expert_recovery=1.0",
     ]
     report = run_demo(out, minutes=1, seed=0, overrides=small)
 
@@ -66,6 +110,19 @@ def test_demo_end_to_end_and_resume(tmp_path):
     on_disk = json.loads((out / "report.json").read_text())
     assert on_disk["evaluations"].keys() == {"base", "sft", "srl"}
     assert on_disk["expert"]["train"]["submitted"] == on_disk["expert"]["train"]["trajectories"] == 3
+    # every train expert tried a wrong edit, was refused by the real editor, and recovered; the
+    # wrong edit is no training target (its row asks for the right edit)
+    assert on_disk["data"]["train"]["recovery_trajectories"] == 3
+    rows = list(iter_jsonl(out / "data" / "train" / "srl.jsonl"))
+    assert len(rows) == 15
+    for r in rows:
+        if r["step"] == MISTAKE_STEP + 1:
+            assert "did not appear verbatim" in r["prompt"][-1]["content"]
+            assert r["expert_action"] == next(
+                x["expert_action"]
+                for x in rows
+                if x["instance_id"] == r["instance_id"] and x["step"] == MISTAKE_STEP
+            )
     for stage, ev in on_disk["evaluations"].items():
         for group in ("all", "heldout_repo", "heldout_family"):
             m = ev[group]
