@@ -7,7 +7,9 @@ the same `--out` skips finished stages and resumes unfinished agent runs and eva
    (a held-out bug family never seen in training, or a held-out repository with seen families).
 2. `expert`: expert trajectories through the real agent loop in local sandboxes. The demo's
    expert is `ShortExpert` (find the function, read it, edit it, submit), written for what a tiny
-   model can imitate; held-out tasks get expert trajectories too, only to make the held-out step
+   model can imitate; on a share of the train tasks (`expert_recovery`) it first tries a wrong
+   edit, reads the editor's refusal and repairs it, as real expert trajectories do; held-out
+   tasks get expert trajectories too (never a wrong edit), only to make the held-out step
    instances that measure step similarity (never trained on).
 3. `data`: step-wise SRL instances (`swesrl.training.data.build_dataset`, the paper's context: task
    + last 2 steps) and step-wise SFT conversations (the same prompt + the expert's turn).
