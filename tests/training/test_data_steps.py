@@ -176,6 +176,17 @@ def test_token_budget_keeps_head_and_tail(tokenizer):
     assert budget.clip("short text", 60) == "short text"
 
 
+def test_clipped_text_never_exceeds_the_budget(tokenizer):
+    """Head, note and tail can tokenize into more tokens once joined (merges across the seams)."""
+    budget = TokenBudget(tokenizer)
+    t = read_trajectories(REAL / "swesmith_ft_xml_example.jsonl")[0]
+    texts = [s.observation for s in t["steps"] if budget.count(s.observation) > 120]
+    assert texts
+    for text in texts:
+        for limit in range(20, 121, 7):
+            assert budget.count(budget.clip(text, limit)) <= limit, limit
+
+
 def test_max_prompt_tokens_with_a_real_tokenizer(tokenizer):
     t = read_trajectories(REAL / "swesmith_ft_xml_example.jsonl")[0]
     config = load_agent_config()

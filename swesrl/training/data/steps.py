@@ -62,13 +62,18 @@ class TokenBudget:
         n = len(enc["input_ids"])
         if n <= max_tokens:
             return text
-        note_len = self.count(TRUNCATION_NOTE.format(n=n))
-        keep = max(max_tokens - note_len, 0)
-        head, tail = (keep + 1) // 2, keep // 2
         offsets = enc["offset_mapping"]
-        head_end = offsets[head - 1][1] if head else 0
-        tail_start = offsets[n - tail][0] if tail else len(text)
-        return text[:head_end] + TRUNCATION_NOTE.format(n=n - head - tail) + text[tail_start:]
+        keep = max(max_tokens - self.count(TRUNCATION_NOTE.format(n=n)), 0)
+        while True:
+            head, tail = (keep + 1) // 2, keep // 2
+            head_end = offsets[head - 1][1] if head else 0
+            tail_start = offsets[n - tail][0] if tail else len(text)
+            clipped = text[:head_end] + TRUNCATION_NOTE.format(n=n - head - tail) + text[tail_start:]
+            # the pieces can tokenize differently once joined (merges across the seams): re-count
+            over = self.count(clipped) - max_tokens
+            if over <= 0 or keep == 0:
+                return clipped
+            keep = max(keep - over, 0)
 
 
 def agent_messages(
