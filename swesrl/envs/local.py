@@ -80,6 +80,20 @@ def bwrap_available() -> bool:
     return _bwrap_ok
 
 
+_warned_unsandboxed = False
+
+
+def warn_unsandboxed() -> None:
+    """Say once per process (not once per sandbox: a run opens hundreds) that nothing is isolated."""
+    global _warned_unsandboxed
+    if not _warned_unsandboxed:
+        _warned_unsandboxed = True
+        log.warning(
+            "bubblewrap (bwrap) is missing or unusable: commands run UNSANDBOXED as plain "
+            "subprocesses with full access to this machine. Install bubblewrap."
+        )
+
+
 class Cgroup:
     """Best-effort per-environment cgroup (v1 pids+memory or v2) capping processes and memory."""
 
@@ -170,10 +184,7 @@ class LocalEnv:
             (self.state / "runner.py").write_text(runner_script(), encoding="utf-8")
             self.sandboxed = bwrap_available()
             if not self.sandboxed:
-                log.warning(
-                    "bubblewrap (bwrap) is missing or unusable: commands run UNSANDBOXED as plain "
-                    "subprocesses with full access to this machine. Install bubblewrap."
-                )
+                warn_unsandboxed()
             self.memory = parse_size(config.memory)
             if self.sandboxed:
                 self.cgroup = Cgroup(config.pids, self.memory)
