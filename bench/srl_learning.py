@@ -10,10 +10,17 @@ so the data is exactly the demo's.
 The starting policy (`--start`): `shipped` (default) is the demo's checkpoint
 (swesrl/checkpoints/tiny-demo, see scripts/pretrain_tiny.py; it never saw the demo suite);
 `scratch` builds a fresh tiny model and gives it `--sft-steps` of SFT first (the earlier version
-of this bench: its policy fails the format most of the time, so SRL gets little signal); or a
+of this bench: its policy fails the format most of the time, so SRL gets little signal);
+`demo-sft` is where the demo's SRL stage starts (shipped + the demo's SFT warm-up); or a
 checkpoint folder.
 
-    python bench/srl_learning.py [--seeds 0 1 2] [--srl-steps 16] [--out runs/bench_srl_learning]
+Several `--srl-lr` values make it a learning-rate sweep (every lr x every seed). Besides the
+held-out reward it measures the greedy reward on `--train-rows` train step instances: that is the
+objective SRL optimises, so it separates "the optimiser does not move the policy" from "what it
+learns does not transfer". Pick an lr by the train column, not the held-out one.
+
+    python bench/srl_learning.py [--seeds 0 1 2] [--srl-steps 16] [--srl-lr 5e-5 3e-4]
+        [--start shipped|scratch|DIR] [--out runs/bench_srl_learning]
 """
 
 from __future__ import annotations
@@ -49,7 +56,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench_srl_learning"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--start", default="shipped", help="`shipped`, `scratch` or a checkpoint folder.")
+    ap.add_argument(
+        "--start",
+        default="shipped",
+        help="`shipped`, `demo-sft` (shipped + the demo's SFT), `scratch` or a folder.",
+    )
     ap.add_argument("--train-tasks", type=int, default=68)
     ap.add_argument("--test-tasks", type=int, default=29)
     ap.add_argument("--heldout-rows", type=int, default=200)
@@ -57,11 +68,12 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--sft-steps", type=int, default=40)
     ap.add_argument("--srl-steps", type=int, default=16)
-    ap.add_argument("--srl-lr", type=float, default=1e-4)
+    ap.add_argument("--srl-lr", type=float, nargs="+", default=[1e-4], help="One or more (a sweep).")
+    ap.add_argument("--train-rows", type=int, default=96, help="Train step instances scored greedily.")
     ap.add_argument("--prompts-per-step", type=int, default=4)
     ap.add_argument("--num-generations", type=int, default=8)
     ap.add_argument("--temperature", type=float, default=1.0, help="SRL sampling temperature (paper: 1.0).")
-    ap.add_argument("--max-new-tokens", type=int, default=128)
+    ap.add_argument("--max-new-tokens", type=int, default=224, help="As the demo (agent_tiny.yaml).")
     args = ap.parse_args()
 
     from swesrl.config import load_config
@@ -79,21 +91,25 @@ def main() -> None:
             f"suite.test_tasks={args.test_tasks}",
             "model.checkpoint=scratch",
             "workers=2",
-            f"sft.steps={args.sft_steps}",
-            "sft.learning_rate=3e-3",
             f"srl.steps={args.srl_steps}",
-            f"srl.learning_rate={args.srl_lr}",
+            f"srl.learning_rate={args.srl_lr[0]}",
             f"srl.prompts_per_step={args.prompts_per_step}",
             f"srl.num_generations={args.num_generations}",
             f"srl.temperature={args.temperature}",
             f"srl.max_completion_length={args.max_new_tokens}",
-        ],
+        ]
+        # from scratch the format must be learnt first: more SFT at a higher lr than the demo's warm-up
+        + ([f"sft.steps={args.sft_steps}", "sft.learning_rate=3e-3"] if args.start == "scratch" else []),
     )
     demo = Demo(out, cfg, minutes=15, seed=0)
     demo.stage("suite", demo.build_suite)
     demo.stage("expert", demo.run_experts)
     demo.stage("data", demo.build_data)
-    if args.start != "scratch":
+    if args.start == "demo-sft":  # where the demo's SRL stage starts: shipped + the demo's SFT warm-up
+        tag = "demo_sft"
+        sft = demo.stage(f"sft_{tag}", lambda: demo.train_sft(SHIPPED_CHECKPOINT, out_dir=out / f"sft_{tag}"))
+        start_model = Path(sft["final_model"])
+    elif args.start != "scratch":
         src = SHIPPED_CHECKPOINT if args.start == "shipped" else Path(args.start)
         tag = "shipped" if args.start == "shipped" else src.name
         start_model = Path(demo.stage(f"model_{tag}", lambda: {"final_model": str(src)})["final_model"])
@@ -123,59 +139,87 @@ def main() -> None:
     test_ids = {i["instance_id"] for i in test}
     rows = [r for r in iter_jsonl(out / "data" / "test" / "srl.jsonl") if r["instance_id"] in test_ids]
     rows = rows[: args.heldout_rows]
-    before = demo.stage(
-        f"heldout_before_{tag}", lambda: heldout_reward(start_model, rows, args.max_new_tokens)
+    train_rows = list(iter_jsonl(out / "data" / "train" / "srl.jsonl"))[: args.train_rows]
+    n = args.max_new_tokens
+    before = demo.stage(f"heldout_before_{tag}_m{n}", lambda: heldout_reward(start_model, rows, n))
+    train_before = demo.stage(
+        f"train_before_{tag}_m{n}_r{len(train_rows)}", lambda: heldout_reward(start_model, train_rows, n)
     )
     results = []
-    for seed in args.seeds:
-        d = Demo(out, cfg, minutes=15, seed=seed)
-        run = f"srl_{tag}_t{args.temperature}_lr{args.srl_lr}_n{args.srl_steps}_seed{seed}"
-        srl_dir = out / run
-        srl = d.stage(run, lambda d=d, o=srl_dir: d.train_srl(start_model, out_dir=o))
-        after = d.stage(
-            f"heldout_after_{run}",
-            lambda srl=srl: heldout_reward(Path(srl["final_model"]), rows, args.max_new_tokens),
-        )
-        train_rewards = [
-            json.loads(line)["reward"]
-            for line in (srl_dir / "metrics.jsonl").read_text().splitlines()
-            if '"reward"' in line
-        ]
-        results.append(
-            {
-                "seed": seed,
-                "before": before,
-                "after": after,
-                "train_reward_first": train_rewards[0],
-                "train_reward_last": train_rewards[-1],
-                "srl_steps": srl["global_step"],
-            }
-        )
+    for lr in args.srl_lr:
+        for seed in args.seeds:
+            d = Demo(
+                out,
+                cfg.model_copy(update={"srl": cfg.srl.model_copy(update={"learning_rate": lr})}),
+                15,
+                seed,
+            )
+            run = f"srl_{tag}_t{args.temperature}_lr{lr}_n{args.srl_steps}_g{args.num_generations}_seed{seed}"
+            srl_dir = out / run
+            srl = d.stage(run, lambda d=d, o=srl_dir: d.train_srl(start_model, out_dir=o))
+            final = Path(srl["final_model"])
+            after = d.stage(f"heldout_after_{run}_m{n}", lambda f=final: heldout_reward(f, rows, n))
+            train_after = d.stage(
+                f"train_after_{run}_m{n}_r{len(train_rows)}", lambda f=final: heldout_reward(f, train_rows, n)
+            )
+            metrics = [json.loads(line) for line in (srl_dir / "metrics.jsonl").read_text().splitlines()]
+            steps = [m for m in metrics if "reward" in m]
+            filtered = [
+                m["dynamic_sampling/filtered_fraction"]
+                for m in steps
+                if "dynamic_sampling/filtered_fraction" in m
+            ]
+            results.append(
+                {
+                    "lr": lr,
+                    "seed": seed,
+                    "before": before,
+                    "after": after,
+                    "train_before": train_before,
+                    "train_after": train_after,
+                    "rollout_reward_first": steps[0]["reward"],
+                    "rollout_reward_last": steps[-1]["reward"],
+                    "filtered_fraction_mean": statistics.mean(filtered) if filtered else None,
+                    "srl_steps": srl["global_step"],
+                }
+            )
     print(
-        f"\nheld-out step instances: {len(rows)} (from {len(test)} held-out tasks); SRL steps: {args.srl_steps}"
+        f"\nheld-out step instances: {len(rows)} (from {len(test)} held-out tasks); train step instances scored: "
+        f"{len(train_rows)}; SRL steps: {args.srl_steps} x {args.prompts_per_step} prompts x G={args.num_generations}"
     )
     print(
-        f"{'seed':>4} {'reward before':>14} {'reward after':>13} {'delta':>7} {'format fail b/a':>16} {'exact b/a':>10}"
+        f"{'lr':>8} {'seed':>4} {'train before':>12} {'train after':>11} {'held-out before':>15} {'held-out after':>14} "
+        f"{'delta':>7} {'exact b/a':>10} {'filtered':>8}"
     )
     for r in results:
         b, a = r["before"], r["after"]
+        f = r["filtered_fraction_mean"]
         print(
-            f"{r['seed']:>4} {b['mean_reward']:>14.3f} {a['mean_reward']:>13.3f} {a['mean_reward'] - b['mean_reward']:>+7.3f} "
-            f"{b['format_failures']:>7.2f}/{a['format_failures']:.2f} {b['exact']:>5.2f}/{a['exact']:.2f}"
+            f"{r['lr']:>8.0e} {r['seed']:>4} {r['train_before']['mean_reward']:>12.3f} {r['train_after']['mean_reward']:>11.3f} "
+            f"{b['mean_reward']:>15.3f} {a['mean_reward']:>14.3f} {a['mean_reward'] - b['mean_reward']:>+7.3f} "
+            f"{b['exact']:>5.2f}/{a['exact']:.2f} {'-' if f is None else f'{f:.2f}':>8}"
         )
-    deltas = [r["after"]["mean_reward"] - r["before"]["mean_reward"] for r in results]
-    summary = {
-        "before": results[0]["before"]["mean_reward"] if results else None,
-        "after_mean": statistics.mean(r["after"]["mean_reward"] for r in results) if results else None,
-        "after_std": statistics.pstdev(r["after"]["mean_reward"] for r in results) if results else None,
-        "delta_mean": statistics.mean(deltas) if deltas else None,
-        "seeds_improved": sum(d > 0 for d in deltas),
-    }
-    if results:
+    summary = {}
+    for lr in args.srl_lr:
+        rs = [r for r in results if r["lr"] == lr]
+        deltas = [r["after"]["mean_reward"] - r["before"]["mean_reward"] for r in rs]
+        tdeltas = [r["train_after"]["mean_reward"] - r["train_before"]["mean_reward"] for r in rs]
+        summary[str(lr)] = {
+            "before": before["mean_reward"],
+            "after_mean": statistics.mean(r["after"]["mean_reward"] for r in rs),
+            "after_std": statistics.pstdev(r["after"]["mean_reward"] for r in rs),
+            "delta_mean": statistics.mean(deltas),
+            "seeds_improved": sum(x > 0 for x in deltas),
+            "train_before": train_before["mean_reward"],
+            "train_after_mean": statistics.mean(r["train_after"]["mean_reward"] for r in rs),
+            "train_after_std": statistics.pstdev(r["train_after"]["mean_reward"] for r in rs),
+            "train_delta_mean": statistics.mean(tdeltas),
+        }
+        m = summary[str(lr)]
         print(
-            f"mean over {len(results)} seeds: {summary['before']:.3f} -> {summary['after_mean']:.3f} "
-            f"+- {summary['after_std']:.3f} (delta {summary['delta_mean']:+.3f}; "
-            f"{summary['seeds_improved']}/{len(results)} seeds improved)"
+            f"lr {lr:.0e}, {len(rs)} seeds: train {m['train_before']:.3f} -> {m['train_after_mean']:.3f} "
+            f"+- {m['train_after_std']:.3f}; held-out {m['before']:.3f} -> {m['after_mean']:.3f} "
+            f"+- {m['after_std']:.3f} (delta {m['delta_mean']:+.3f}; {m['seeds_improved']}/{len(rs)} seeds improved)"
         )
     dest = ROOT / "bench" / "results" / "srl_learning.json"
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -185,6 +229,7 @@ def main() -> None:
                 "args": vars(args),
                 "heldout_rows": len(rows),
                 "heldout_tasks": len(test),
+                "train_rows": len(train_rows),
                 "summary": summary,
                 "results": results,
             },
