@@ -17,7 +17,9 @@ checkpoint folder.
 Several `--srl-lr` values make it a learning-rate sweep (every lr x every seed). Besides the
 held-out reward it measures the greedy reward on `--train-rows` train step instances: that is the
 objective SRL optimises, so it separates "the optimiser does not move the policy" from "what it
-learns does not transfer". Pick an lr by the train column, not the held-out one.
+learns does not transfer". Pick an lr by the train column, not the held-out one. The held-out mean mixes two things (a
+format failure scores -1): the columns "well-formed" (mean over parseable actions) and "format
+fail" (share of unparseable ones) tell them apart.
 
     python bench/srl_learning.py [--seeds 0 1 2] [--srl-steps 16] [--srl-lr 5e-5 3e-4]
         [--start shipped|scratch|DIR] [--out runs/bench_srl_learning]
@@ -189,7 +191,7 @@ def main() -> None:
     )
     print(
         f"{'lr':>8} {'seed':>4} {'train before':>12} {'train after':>11} {'held-out before':>15} {'held-out after':>14} "
-        f"{'delta':>7} {'exact b/a':>10} {'filtered':>8}"
+        f"{'delta':>7} {'well-formed b/a':>15} {'format fail b/a':>15} {'exact b/a':>10} {'filtered':>8}"
     )
     for r in results:
         b, a = r["before"], r["after"]
@@ -197,6 +199,8 @@ def main() -> None:
         print(
             f"{r['lr']:>8.0e} {r['seed']:>4} {r['train_before']['mean_reward']:>12.3f} {r['train_after']['mean_reward']:>11.3f} "
             f"{b['mean_reward']:>15.3f} {a['mean_reward']:>14.3f} {a['mean_reward'] - b['mean_reward']:>+7.3f} "
+            f"{b['mean_reward_well_formed']:>9.3f}/{a['mean_reward_well_formed']:.3f} "
+            f"{b['format_failures']:>9.3f}/{a['format_failures']:.3f} "
             f"{b['exact']:>5.2f}/{a['exact']:.2f} {'-' if f is None else f'{f:.2f}':>8}"
         )
     summary = {}
