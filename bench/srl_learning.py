@@ -17,12 +17,12 @@ checkpoint folder.
 Several `--srl-lr` values make it a learning-rate sweep (every lr x every seed). Besides the
 held-out reward it measures the greedy reward on `--train-rows` train step instances: that is the
 objective SRL optimises, so it separates "the optimiser does not move the policy" from "what it
-learns does not transfer". Pick an lr by the train column, not the held-out one. The held-out mean mixes two things (a
-format failure scores -1): the columns "well-formed" (mean over parseable actions) and "format
-fail" (share of unparseable ones) tell them apart.
+learns does not transfer". Pick an lr by the train column, not the held-out one. The held-out
+mean mixes two things (a format failure scores -1): the columns "well-formed" (mean over
+parseable actions) and "format fail" (share of unparseable ones) tell them apart.
 
     python bench/srl_learning.py [--seeds 0 1 2] [--srl-steps 16] [--srl-lr 5e-5 3e-4]
-        [--start shipped|scratch|DIR] [--out runs/bench_srl_learning]
+        [--start shipped|demo-sft|scratch|DIR] [--out runs/bench_srl_learning]
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def heldout_reward(model_dir: Path, rows: list[dict], max_new_tokens: int) -> dict:
+def greedy_reward(model_dir: Path, rows: list[dict], max_new_tokens: int) -> dict:
     from swesrl.agent.models import HFModel
     from swesrl.training.rewards import FORMAT_FAILURE, srl_reward
 
@@ -94,7 +94,6 @@ def main() -> None:
             "model.checkpoint=scratch",
             "workers=2",
             f"srl.steps={args.srl_steps}",
-            f"srl.learning_rate={args.srl_lr[0]}",
             f"srl.prompts_per_step={args.prompts_per_step}",
             f"srl.num_generations={args.num_generations}",
             f"srl.temperature={args.temperature}",
@@ -143,9 +142,9 @@ def main() -> None:
     rows = rows[: args.heldout_rows]
     train_rows = list(iter_jsonl(out / "data" / "train" / "srl.jsonl"))[: args.train_rows]
     n = args.max_new_tokens
-    before = demo.stage(f"heldout_before_{tag}_m{n}", lambda: heldout_reward(start_model, rows, n))
+    before = demo.stage(f"heldout_before_{tag}_m{n}", lambda: greedy_reward(start_model, rows, n))
     train_before = demo.stage(
-        f"train_before_{tag}_m{n}_r{len(train_rows)}", lambda: heldout_reward(start_model, train_rows, n)
+        f"train_before_{tag}_m{n}_r{len(train_rows)}", lambda: greedy_reward(start_model, train_rows, n)
     )
     results = []
     for lr in args.srl_lr:
@@ -160,9 +159,9 @@ def main() -> None:
             srl_dir = out / run
             srl = d.stage(run, lambda d=d, o=srl_dir: d.train_srl(start_model, out_dir=o))
             final = Path(srl["final_model"])
-            after = d.stage(f"heldout_after_{run}_m{n}", lambda f=final: heldout_reward(f, rows, n))
+            after = d.stage(f"heldout_after_{run}_m{n}", lambda f=final: greedy_reward(f, rows, n))
             train_after = d.stage(
-                f"train_after_{run}_m{n}_r{len(train_rows)}", lambda f=final: heldout_reward(f, train_rows, n)
+                f"train_after_{run}_m{n}_r{len(train_rows)}", lambda f=final: greedy_reward(f, train_rows, n)
             )
             metrics = [json.loads(line) for line in (srl_dir / "metrics.jsonl").read_text().splitlines()]
             steps = [m for m in metrics if "reward" in m]
