@@ -3,6 +3,11 @@
 Output: `OUT/<instance_id>/traj.json` (saved after every step) and `OUT/preds.jsonl` in SWE-bench's
 predictions format (`instance_id, model_name_or_path, model_patch`), rewritten atomically after each
 instance. An instance whose trajectory has an exit status other than `error` is finished and skipped.
+
+The trajectories are the record; `preds.jsonl` is derived from them. A run killed after saving a
+trajectory but before rewriting `preds.jsonl` loses no prediction: every run starts by rebuilding
+`preds.jsonl` from the ended trajectories on disk (rows of the old file that no trajectory covers
+are kept; lines that do not parse are dropped with a warning).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from swesrl.agent.loop import AgentConfig, run_agent
-from swesrl.utils import atomic_write_json, atomic_write_text, iter_jsonl, make_progress
+from swesrl.utils import atomic_write_json, atomic_write_text, make_progress
 
 log = logging.getLogger(__name__)
 
@@ -27,13 +32,63 @@ def traj_path(out: Path, instance_id: str) -> Path:
     return Path(out) / instance_id / "traj.json"
 
 
-def finished_status(path: Path) -> str | None:
-    """The exit status of a saved trajectory, or None when it is missing, unreadable or unfinished."""
+def ended_info(path: Path) -> dict | None:
+    """The `info` of a saved trajectory whose episode ended (any exit status, `error` included), or
+    None when it is missing, unreadable or still running."""
     try:
-        status = json.loads(path.read_text(encoding="utf-8"))["info"]["exit_status"]
+        info = json.loads(path.read_text(encoding="utf-8"))["info"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return status if status and status != "error" else None
+    return info if isinstance(info, dict) and info.get("exit_status") else None
+
+
+def finished_status(path: Path) -> str | None:
+    """The exit status of a saved trajectory, or None when it is missing, unreadable or unfinished."""
+    info = ended_info(path)
+    status = info["exit_status"] if info else None
+    return status if status != "error" else None
+
+
+def prediction(instance_id: str, info: dict, model_name: str) -> dict:
+    """A SWE-bench prediction row from an ended trajectory's info."""
+    return {
+        "instance_id": instance_id,
+        "model_name_or_path": info.get("model") or model_name,
+        "model_patch": info.get("submission") or "",
+    }
+
+
+def write_predictions(path: Path, preds: dict[str, dict]) -> None:
+    atomic_write_text(path, "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in preds.values()))
+
+
+def rebuild_predictions(out: Path, model_name: str) -> dict[str, dict]:
+    """The predictions of `out` by instance id: the readable rows of `preds.jsonl`, then one row per
+    ended trajectory `out/<instance_id>/traj.json` (a trajectory wins over the file's row)."""
+    preds: dict[str, dict] = {}
+    preds_path = out / "preds.jsonl"
+    try:
+        data = preds_path.read_bytes()
+    except FileNotFoundError:
+        data = b""
+    for n, raw in enumerate(data.splitlines(), 1):
+        if not raw.strip():
+            continue
+        try:
+            row = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            row = None
+        if isinstance(row, dict) and isinstance(row.get("instance_id"), str):
+            preds[row["instance_id"]] = row
+        else:
+            log.warning("%s:%d: not a prediction row; dropped (rebuilt from trajectories)", preds_path, n)
+    for path in sorted(out.glob("*/traj.json")):
+        info = ended_info(path)
+        if info is not None:
+            iid = path.parent.name
+            preds.pop(iid, None)  # the trajectory's row goes after the kept ones
+            preds[iid] = prediction(iid, info, model_name)
+    return preds
 
 
 def error_trajectory(instance: dict, model: Any, exc: BaseException) -> dict:
@@ -85,8 +140,9 @@ def run_batch(
     if mirror is None and instances_path is not None:
         mirror = default_mirror(instances_path)
     preds_path = out / "preds.jsonl"
-    preds = {p["instance_id"]: p for p in iter_jsonl(preds_path)} if preds_path.is_file() else {}
     model_name = getattr(model, "name", type(model).__name__)
+    preds = rebuild_predictions(out, model_name)
+    write_predictions(preds_path, preds)
     summary: Counter = Counter()
     todo = []
     for inst in instances:
@@ -103,14 +159,8 @@ def run_batch(
         info = traj["info"]
         with lock:
             summary[info["exit_status"]] += 1
-            preds[traj["instance_id"]] = {
-                "instance_id": traj["instance_id"],
-                "model_name_or_path": model_name,
-                "model_patch": info.get("submission") or "",
-            }
-            atomic_write_text(
-                preds_path, "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in preds.values())
-            )
+            preds[traj["instance_id"]] = prediction(traj["instance_id"], info, model_name)
+            write_predictions(preds_path, preds)
         if info["exit_status"] == "error":
             log.warning("%s: error: %s", traj["instance_id"], info.get("exception", "?"))
 

@@ -246,3 +246,43 @@ def test_run_with_docker_backend(suite, tmp_path, docker_client):
     traj = json.loads((out / "acme__calc-1" / "traj.json").read_text())
     assert traj["info"]["exit_status"] == "submitted"
     assert traj["info"]["submission"] == suite["patch"]
+
+
+def test_run_rebuilds_predictions_from_trajectories_after_a_kill(suite, tmp_path):
+    """A SIGKILL between saving an instance's traj.json and rewriting preds.jsonl leaves the
+    trajectory without its prediction; the rerun skips the finished instance, so it must rebuild
+    preds.jsonl from the trajectories on disk rather than trust the file."""
+    import shutil
+
+    pristine = tmp_path / "pristine"
+    base = ["run", "-i", str(suite["instances_path"]), "-m", f"replay:{suite['experts']}"]
+    r = swesrl(*base, "-o", str(pristine))
+    assert r.returncode == 0, r.stderr
+    want = {p["instance_id"]: p for p in map(json.loads, (pristine / "preds.jsonl").read_text().splitlines())}
+    assert set(want) == {"acme__calc-1", "acme__calc-2", "acme__calc-3"}
+    rows = [json.dumps(want[i]) + "\n" for i in sorted(want)]
+    killed_states = {
+        "missing": None,
+        "stale": rows[1] + json.dumps({**want["acme__calc-1"], "model_patch": "old"}) + "\n",
+        "truncated": rows[0] + rows[1][: len(rows[1]) // 2],  # cut mid-line
+        "empty": "",
+    }
+    for state, text in killed_states.items():
+        out = tmp_path / state
+        shutil.copytree(pristine, out)
+        preds = out / "preds.jsonl"
+        if text is None:
+            preds.unlink()
+        else:
+            preds.write_text(text)
+        finished = {i: (out / i / "traj.json").stat().st_mtime_ns for i in ("acme__calc-1", "acme__calc-2")}
+        # the same command, and one that selects only some instances: both restore every prediction
+        for extra in ([], ["--id", "acme__calc-1"]):
+            r = swesrl(*base, "-o", str(out), *extra)
+            assert r.returncode == 0, (state, r.stderr)
+            got = [json.loads(x) for x in preds.read_text().splitlines()]
+            assert {p["instance_id"]: p for p in got} == want, state
+            assert len(got) == 3, state
+            for iid, mtime in finished.items():  # nothing finished ran again
+                assert (out / iid / "traj.json").stat().st_mtime_ns == mtime, (state, iid)
+        assert not list(out.glob(".preds.jsonl.*")), state  # no temp files left
