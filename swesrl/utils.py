@@ -5,14 +5,64 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import tempfile
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class UserError(Exception):
     """A mistake in the user's input. The CLI prints its message on one line and exits non-zero."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a resumable batch after `done` of `total` items; what was done is on disk."""
+
+    def __init__(self, done: int, total: int, summary: Any = None):
+        super().__init__(f"interrupted: {done} of {total} done")
+        self.done, self.total, self.summary = done, total, summary
+
+
+def run_in_threads(
+    fn: Callable[[T], R], items: Iterable[T], workers: int
+) -> Iterator[tuple[T, R | None, BaseException | None]]:
+    """Call `fn(item)` for every item on `workers` threads; yield `(item, result, exception)` as
+    each call ends (exception None when it returned).
+
+    Unlike ThreadPoolExecutor, the threads are daemons: once the generator is closed (or the
+    consumer is interrupted, e.g. by Ctrl-C), no further item starts and the calls still running
+    are abandoned, never joined, so the program can exit at once instead of waiting for them.
+    """
+    items = list(items)
+    jobs: queue.SimpleQueue = queue.SimpleQueue()
+    for item in items:
+        jobs.put(item)
+    results: queue.Queue = queue.Queue()
+    stop = threading.Event()
+
+    def work() -> None:
+        while not stop.is_set():
+            try:
+                item = jobs.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                results.put((item, fn(item), None))
+            except BaseException as e:  # noqa: BLE001 - handed to the consumer
+                results.put((item, None, e))
+
+    for n in range(min(workers, len(items))):
+        threading.Thread(target=work, name=f"swesrl-worker-{n}", daemon=True).start()
+    try:
+        for _ in items:
+            yield results.get()
+    finally:
+        stop.set()
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

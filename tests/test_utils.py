@@ -28,3 +28,39 @@ def test_jsonl_round_trip_and_bad_lines(tmp_path):
     p.write_text("[1, 2]\n")
     with pytest.raises(UserError, match="expected a JSON object, got list"):
         list(iter_jsonl(p))
+
+
+def test_run_in_threads_yields_results_and_errors_and_abandons_on_close():
+    import threading
+    import time
+
+    from swesrl.utils import run_in_threads
+
+    def fn(x):
+        if x == 3:
+            raise ValueError("three")
+        return x * 10
+
+    got = {
+        item: (res, type(exc).__name__ if exc else None) for item, res, exc in run_in_threads(fn, range(5), 2)
+    }
+    assert got == {0: (0, None), 1: (10, None), 2: (20, None), 3: (None, "ValueError"), 4: (40, None)}
+
+    gate, started = threading.Event(), []
+
+    def slow(x):
+        started.append(x)
+        if x:  # item 0 returns at once, the others wait at the gate
+            gate.wait(5)
+        return x
+
+    gen = run_in_threads(slow, range(10), 1)
+    t0 = time.monotonic()
+    assert next(gen)[0] == 0
+    time.sleep(0.2)  # the worker is blocked in item 1
+    gen.close()  # returns at once; item 1 is abandoned and nothing after it starts
+    assert time.monotonic() - t0 < 1
+    gate.set()
+    time.sleep(0.2)
+    assert started == [0, 1]
+    assert all(t.daemon for t in threading.enumerate() if t.name.startswith("swesrl-worker"))

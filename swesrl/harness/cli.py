@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +66,22 @@ def load_instances_lenient(path: Path) -> tuple[list[dict[str, Any]], list[str]]
     return list(out.values()), problems
 
 
+@contextmanager
+def _interrupt_line(console) -> Iterator[None]:
+    """Ctrl-C in a resumable run: one line saying how far it got, and exit status 130."""
+    from swesrl.utils import Interrupted
+
+    try:
+        yield
+    except Interrupted as e:
+        console.print(
+            f"interrupted: {e.done} of {e.total} graded; rerun the same command to resume",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(130) from None
+
+
 def eval_cmd(
     instances: Path = typer.Option(..., "--instances", "-i", help="Instances file (JSON, JSONL or parquet)."),
     predictions: Path = typer.Option(
@@ -121,7 +139,8 @@ def eval_cmd(
     for p in problems:
         console.print(f"[yellow]warning:[/] {p}", highlight=False, soft_wrap=True)
     if gold:
-        res = validate_dataset(insts, out, run_id or "validate", **kw)
+        with _interrupt_line(console):
+            res = validate_dataset(insts, out, run_id or "validate", **kw)
         t = Table(title=f"dataset validation ({instances})")
         t.add_column("instances")
         t.add_column("valid")
@@ -140,7 +159,8 @@ def eval_cmd(
     if not preds:
         raise UserError(f"{predictions}: no usable predictions")
     rid = run_id or predictions.stem
-    summary = evaluate(insts, preds, out, rid, **kw)
+    with _interrupt_line(console):
+        summary = evaluate(insts, preds, out, rid, **kw)
     for p in summary["input_problems"]:
         console.print(f"[yellow]warning:[/] {p}", highlight=False, soft_wrap=True)
     t = Table(title=f"swesrl eval {rid}")

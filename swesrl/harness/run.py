@@ -26,7 +26,6 @@ import shlex
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -472,7 +471,14 @@ def evaluate(
     Instances whose report.json exists for the same patch are skipped (with `retry_errors`, those
     whose status is `error` run again; a changed prediction is graded again). Predictions for unknown ids and conflicting duplicates are logged and left
     out; instances without a prediction count as incomplete, as in swebench.
+
+    Ctrl-C starts no further instance and abandons the running ones (their sandboxes die with the
+    process), writes the summary of what is on disk and raises `swesrl.utils.Interrupted`.
     """
+    import contextlib
+
+    from swesrl.utils import Interrupted, run_in_threads
+
     if workers < 1:
         raise UserError(f"--workers must be at least 1, got {workers}")
     if not run_id or "/" in run_id or run_id in (".", ".."):
@@ -524,21 +530,24 @@ def evaluate(
         prog = make_progress(transient=False)
         task = prog.add_task(f"eval {run_id}", total=len(todo), status="")
         prog.start()
+    n_finished = 0
+    interrupted = False
     try:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(one, inst): inst for inst in todo}
-            for fut in as_completed(futures):
-                iid = futures[fut]["instance_id"]
-                try:
-                    rep = fut.result()
-                except Exception as e:  # noqa: BLE001 - writing the outputs failed; next run retries it
-                    log.error("%s: %s", iid, e)
+        # daemon threads: on Ctrl-C nothing more starts and the running instances are abandoned
+        with contextlib.closing(run_in_threads(one, todo, workers)) as results:
+            for inst, rep, exc in results:
+                iid = inst["instance_id"]
+                if exc is not None and not isinstance(exc, Exception):
+                    raise exc
+                if exc is not None:  # writing the outputs failed; the next run retries it
+                    log.error("%s: %s", iid, exc)
                     rep = {
                         "instance_id": iid,
                         "status": Status.ERROR.value,
                         "resolved": False,
-                        "error": str(e),
+                        "error": str(exc),
                     }
+                n_finished += 1
                 with lock:
                     counts["resolved" if rep["resolved"] else "failed"] += 1
                 if rep["status"] == Status.ERROR.value:
@@ -551,6 +560,8 @@ def evaluate(
                         advance=1,
                         status=f"[green]{counts['resolved']} resolved[/] [red]{counts['failed']} failed[/]",
                     )
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
         if prog is not None:
             prog.stop()
@@ -558,6 +569,8 @@ def evaluate(
     summary["run_id"] = run_id
     summary["input_problems"] = problems
     atomic_write_json(run_dir / SUMMARY, summary)
+    if interrupted:
+        raise Interrupted(n_done + n_finished, len(by_id), summary)
     return summary
 
 

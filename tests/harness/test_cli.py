@@ -164,3 +164,66 @@ def test_oracle_command_with_a_tiny_real_model(calc_suite, tmp_path):
     assert s["empty_patch_ids"] == ["demo__calc-1"] and s["incomplete_ids"] == sorted(
         set(insts) - {"demo__calc-1"}
     )
+
+
+def test_ctrl_c_stops_promptly_and_the_rerun_resumes(calc_suite, calc_mirror, tmp_path):
+    """SIGINT (Ctrl-C: the whole foreground process group) while an instance's tests hang: pending
+    instances are cancelled, the running one is abandoned, the summary of what is on disk is written,
+    one line says how far it got, exit status 130; the same command then resumes."""
+    path, insts = calc_suite
+    ids = ["demo__calc-1", "demo__calc-hang", "demo__calc-2"]  # --workers 1 grades them in this order
+    pf = tmp_path / "preds.jsonl"
+    pf.write_text(
+        "".join(
+            json.dumps({"instance_id": i, "model_name_or_path": "m", "model_patch": insts[i]["patch"]}) + "\n"
+            for i in ids
+        )
+    )
+    out = tmp_path / "runs"
+    args = ["eval", "-i", str(path), "-p", str(pf), "-o", str(out), "--run-id", "r", "--workers", "1",
+            "--repo-mirror", str(calc_mirror), "--ids", ",".join(ids)]  # fmt: skip
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "swesrl", *args, "--timeout", "300"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    first = out / "r" / "demo__calc-1" / "report.json"
+    try:
+        deadline = time.monotonic() + 120
+        while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert first.exists() and proc.poll() is None, "the run ended before it could be interrupted"
+        time.sleep(0.5)  # the hanging instance is running now
+        t0 = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            stdout, stderr = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            pytest.fail("swesrl eval did not stop within 15 s of Ctrl-C")
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    assert took < 10, took
+    assert "Traceback" not in stderr
+    lines = [x for x in stderr.splitlines() if "interrupted" in x]
+    assert lines == ["interrupted: 1 of 3 graded; rerun the same command to resume"], stderr
+    summary = json.loads((out / "r" / "summary.json").read_text())
+    assert summary["completed_ids"] == ["demo__calc-1"] and summary["resolved_ids"] == ["demo__calc-1"]
+    assert summary["incomplete_ids"] == ["demo__calc-2", "demo__calc-hang"]
+    assert not (out / "r" / "demo__calc-2" / "report.json").exists()  # cancelled, never started
+
+    before = first.stat().st_mtime_ns
+    r = swesrl(*args, "--timeout", "5", env=env, timeout=300)  # a short timeout ends the hanging tests
+    assert r.returncode == 0, r.stderr
+    assert "resuming r: 1 instance(s) already evaluated, 2 to go" in " ".join(r.stderr.split())
+    assert first.stat().st_mtime_ns == before
+    summary = json.loads((out / "r" / "summary.json").read_text())
+    assert summary["resolved_ids"] == ["demo__calc-1", "demo__calc-2"]
+    assert summary["timeout_ids"] == ["demo__calc-hang"] and summary["incomplete_ids"] == []
