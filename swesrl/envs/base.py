@@ -57,3 +57,6 @@ class SandboxConfig(StrictModel):
     """Docker CPU quota."""
     env: dict[str, str] = {}
     """Extra environment variables for commands inside the sandbox."""
+    unsafe_no_sandbox: bool = False
+    """Local backend only: where bubblewrap cannot isolate commands, run them as plain host
+    processes anyway (no isolation at all; never for RL on untrusted policies). Off: refuse."""

@@ -206,11 +206,16 @@ def drop_binary_diffs(patch: str) -> str:
     return "".join(kept)
 
 
-RUNNER_PATH = f"{STATE_DIR}/runner.py"
-
-
 def runner_script() -> str:
     return (Path(__file__).with_name("runner_script.py")).read_text(encoding="utf-8")
+
+
+def runner_command(python: str = "python3") -> list[str]:
+    """argv that starts the in-sandbox runner from memory, with the editor's source embedded (no
+    file a command could rewrite before the runner is restarted)."""
+    editor = base64.b64encode(editor_script().encode("utf-8")).decode("ascii")
+    boot = f"import base64\nEDITOR_SOURCE = base64.b64decode('{editor}').decode('utf-8')\n"
+    return [python, "-I", "-S", "-c", boot + runner_script()]
 
 
 class RunnerDied(Exception):

@@ -2,13 +2,19 @@
 
 Inside the sandbox the workspace is `/testbed` (the cwd), the host's system folders and the
 Python running swesrl are mounted read-only (home folders and data folders are not visible),
-/tmp and $HOME are private to the environment, there is no network (unless `network: true`)
-and the sandbox has its own pid namespace. One bubblewrap sandbox per environment runs the
-command runner (`runner_script.py`), which starts each command, enforces its timeout and kills
-whatever it leaves behind; if the runner dies (say `kill -9 -1`), the next command starts a
-fresh sandbox. Where the host allows it (root, cgroup v1 or v2), a cgroup per environment caps
-processes and memory; otherwise rlimits do. Without bubblewrap, commands run as plain
-subprocesses after a loud warning.
+files of /etc, /opt and /usr/local that not every host user may read (/etc/shadow, private keys)
+are replaced by empty ones, /tmp and $HOME are private to the environment, there is no network
+(unless `network: true`), and the sandbox has its own user, pid, ipc, uts and cgroup namespaces.
+Commands run with no capabilities (bounding set empty, `no_new_privs`: setuid binaries give
+nothing) and cannot create user namespaces, so they cannot remount, `open_by_handle_at` or
+ptrace their way out. One bubblewrap sandbox per environment runs the command runner
+(`runner_script.py`, from memory, non-dumpable), which starts each command, enforces its timeout
+and kills every process of the sandbox that the command left behind; if the runner dies (say
+`kill -9 -1`), the next command starts a fresh sandbox. Where the host allows it (root, cgroup
+v1 or v2), a cgroup per environment caps processes and memory; otherwise rlimits do.
+
+Without a working bubblewrap nothing is isolated: the backend refuses to start unless the
+config allows it (`unsafe_no_sandbox`, the CLI's `--unsafe-no-sandbox`), and then warns loudly.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import re
 import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -29,7 +36,6 @@ from pathlib import Path
 from swesrl.envs.base import WORKDIR, Observation, SandboxConfig
 from swesrl.envs.common import (
     RUNNER_DIED,
-    RUNNER_PATH,
     STATE_DIR,
     Channel,
     RunnerDied,
@@ -42,7 +48,7 @@ from swesrl.envs.common import (
     reply_text,
     reset_script,
     rmtree,
-    runner_script,
+    runner_command,
     sandbox_env,
 )
 from swesrl.utils import UserError
@@ -50,6 +56,13 @@ from swesrl.utils import UserError
 log = logging.getLogger(__name__)
 
 SYSTEM_DIRS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "opt")
+SECRET_SCAN = ("/etc", "/opt", "/usr/local")
+"""Mounted folders searched for files not every user may read (package files elsewhere are public)."""
+NO_SANDBOX = (
+    "bubblewrap (bwrap) is missing or cannot create namespaces here, so commands would run "
+    "UNSANDBOXED with full access to this machine; install bubblewrap (and allow unprivileged "
+    "user namespaces), or pass --unsafe-no-sandbox (config sandbox.unsafe_no_sandbox) to run anyway"
+)
 
 
 def parse_size(text: str | int) -> int:
@@ -64,20 +77,71 @@ def parse_size(text: str | int) -> int:
 
 
 _bwrap_ok: bool | None = None
+_BWRAP_FLAGS = ["--unshare-user", "--unshare-pid", "--unshare-net", "--cap-drop", "ALL"]
 
 
 def bwrap_available() -> bool:
+    """bwrap runs here with every namespace and capability drop the sandbox relies on."""
     global _bwrap_ok
     if _bwrap_ok is None:
         exe = shutil.which("bwrap")
         _bwrap_ok = bool(exe) and (
             subprocess.run(
-                [exe, "--ro-bind", "/", "/", "--unshare-pid", "--unshare-net", "--", "true"],
-                capture_output=True,
+                [exe, "--ro-bind", "/", "/", *_BWRAP_FLAGS, "--", "true"], capture_output=True
             ).returncode
             == 0
         )
     return _bwrap_ok
+
+
+_disable_userns: bool | None = None
+
+
+def _userns_flag() -> list[str]:
+    """`--disable-userns` (bubblewrap >= 0.8): commands cannot make a user namespace and gain
+    capabilities inside it."""
+    global _disable_userns
+    if _disable_userns is None:
+        r = subprocess.run(
+            ["bwrap", "--ro-bind", "/", "/", *_BWRAP_FLAGS, "--disable-userns", "--", "true"],
+            capture_output=True,
+        )
+        _disable_userns = r.returncode == 0
+        if not _disable_userns:
+            log.warning("this bubblewrap has no --disable-userns: commands can create user namespaces")
+    return ["--disable-userns"] if _disable_userns else []
+
+
+_hidden: list[tuple[str, str]] | None = None
+
+
+def hidden_paths() -> list[tuple[str, str]]:
+    """(kind, path) for every file ("file") or folder ("dir") under SECRET_SCAN that is not
+    readable by every user on the host: mounted over with an empty one inside the sandbox."""
+    global _hidden
+    if _hidden is None:
+        out = []
+        for top in SECRET_SCAN:
+            for root, dirs, files in os.walk(top):
+                for d in list(dirs):
+                    p = os.path.join(root, d)
+                    try:
+                        st = os.lstat(p)
+                    except OSError:
+                        continue
+                    if stat.S_ISDIR(st.st_mode) and st.st_mode & 0o005 != 0o005:
+                        out.append(("dir", p))
+                        dirs.remove(d)
+                for f in files:
+                    p = os.path.join(root, f)
+                    try:
+                        st = os.lstat(p)
+                    except OSError:
+                        continue
+                    if stat.S_ISREG(st.st_mode) and not st.st_mode & 0o004:
+                        out.append(("file", p))
+        _hidden = out
+    return _hidden
 
 
 _warned_unsandboxed = False
@@ -181,9 +245,10 @@ class LocalEnv:
             for d in (self.state, self.tmp, self.home):
                 d.mkdir()
             (self.state / "str_replace_editor.py").write_text(editor_script(), encoding="utf-8")
-            (self.state / "runner.py").write_text(runner_script(), encoding="utf-8")
             self.sandboxed = bwrap_available()
             if not self.sandboxed:
+                if not config.unsafe_no_sandbox:
+                    raise UserError(NO_SANDBOX)
                 warn_unsandboxed()
             self.memory = parse_size(config.memory)
             if self.sandboxed:
@@ -207,8 +272,11 @@ class LocalEnv:
         return bins
 
     def _bwrap_argv(self) -> list[str]:
-        a = ["bwrap", "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc"]
-        a += ["--unshare-uts", "--hostname", "sandbox", "--unshare-cgroup-try"]
+        # --as-pid-1: the runner is the namespace's init (no bwrap reaper holding its channel; commands
+        # cannot signal it; when it dies every process of the sandbox dies with it)
+        a = ["bwrap", "--die-with-parent", "--new-session", "--unshare-user", "--unshare-pid", "--as-pid-1"]
+        a += ["--unshare-ipc", "--unshare-uts", "--hostname", "sandbox", "--unshare-cgroup-try"]
+        a += ["--cap-drop", "ALL", *_userns_flag()]
         if not self.config.network:
             a.append("--unshare-net")
         for d in SYSTEM_DIRS:
@@ -217,6 +285,8 @@ class LocalEnv:
                 a += ["--symlink", os.readlink(p), str(p)]
             elif p.is_dir():
                 a += ["--ro-bind", str(p), str(p)]
+        for kind, p in hidden_paths():
+            a += ["--ro-bind", "/dev/null", p] if kind == "file" else ["--tmpfs", p, "--remount-ro", p]
         a += ["--proc", "/proc", "--dev", "/dev"]
         a += ["--bind", str(self.tmp), "/tmp", "--bind", str(self.home), "/root"]
         for prefix in dict.fromkeys([sys.prefix, sys.base_prefix]):
@@ -239,17 +309,18 @@ class LocalEnv:
         return ["bash", "-c", " && ".join([*steps, 'exec "$@"']), "bash", *argv]
 
     def _start_runner(self) -> None:
-        runner = [
-            sys.executable,
-            "-I",
-            "-S",
-            RUNNER_PATH if self.sandboxed else str(self.state / "runner.py"),
-        ]
+        runner = runner_command(sys.executable)
         if self.sandboxed:
             envs = [x for k, v in self._env.items() for x in ("--setenv", k, v)]
             argv, env = [*self._argv, *envs, "--", *runner], {"PATH": os.environ.get("PATH", "")}
         else:
-            argv, env = runner, {**self._env, "SWESRL_WORKDIR": str(self.workspace)}
+            argv = runner
+            env = {
+                **self._env,
+                "SWESRL_WORKDIR": str(self.workspace),
+                "SWESRL_STATE": str(self.state),
+                "SWESRL_UNSANDBOXED": "1",
+            }
         self._proc = subprocess.Popen(
             self._limited(argv),
             stdin=subprocess.PIPE,
@@ -338,6 +409,9 @@ class LocalEnv:
             (self.state / "history.json").unlink(missing_ok=True)
         for p in self.tmp.iterdir():
             rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink(missing_ok=True)
+        editor = self.state / "str_replace_editor.py"  # a command may have rewritten it
+        editor.unlink(missing_ok=True)
+        editor.write_text(editor_script(), encoding="utf-8")
 
     def close(self) -> None:
         if self._closed:

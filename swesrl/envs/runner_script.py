@@ -3,11 +3,18 @@
 Starting a process inside a sandbox is the slow part (bubblewrap builds namespaces, `docker exec`
 goes through runc), so each sandbox starts this runner once and sends it one JSON line per
 command on stdin: {"cmd", "timeout", "limit"} (or {"editor": params, ...} to run str_replace_editor
-in a fork of the runner, which saves an interpreter start-up per edit). The runner runs `bash -c cmd` (stderr merged into
-stdout) in /testbed in a new session, keeps the head and tail of its output, kills it at the
-timeout, and afterwards kills every process the command left behind (found by an environment
-marker, so also ones that left its session), stopping them first so a fork bomb cannot outrun
-it. It answers one JSON line on stdout: {"output" (base64), "returncode", "timed_out", "dropped"}.
+in a fork of the runner, which saves an interpreter start-up per edit). The runner runs `bash -c cmd`
+(stderr merged into stdout) in /testbed in a new session, keeps the head and tail of its output,
+kills it at the timeout, and afterwards kills every process of the sandbox that did not exist when
+the runner started (whatever its environment, session or parent), stopping them first so a fork
+bomb cannot outrun it. It answers one JSON line on stdout: {"output" (base64), "returncode",
+"timed_out", "dropped"}. With {"report": true} the command also gets a pipe of its own (its fd
+number in $SWESRL_REPORT_FD), read by the runner and returned as "report": the grader's pytest
+reporter writes test results there, apart from what the tests print.
+
+The runner is started from memory (`python3 -I -S -c <source>`, the editor's source embedded as
+EDITOR_SOURCE), never from a file commands could rewrite, and makes itself non-dumpable, so
+commands (same user) can neither ptrace it nor open its /proc files (its channel to the host).
 """
 
 import base64
@@ -21,26 +28,56 @@ import time
 import uuid
 
 WORKDIR = os.environ.get("SWESRL_WORKDIR", "/testbed")
+STATE = os.environ.get("SWESRL_STATE", "/run/swesrl")
+UNSANDBOXED = os.environ.get("SWESRL_UNSANDBOXED") == "1"
+EDITOR_SOURCE = globals().get("EDITOR_SOURCE", "")
 
 
-def marked(marker):
-    """Pids whose environment holds SWESRL_EXEC=marker (not ours)."""
-    key = ("SWESRL_EXEC=" + marker).encode()
+BASELINE = set()
+
+
+def _no_dump():
+    """PR_SET_DUMPABLE 0: no ptrace, no /proc/<runner>/{fd,mem,environ} for unprivileged commands."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)
+    except Exception:
+        pass
+
+
+def leftovers(marker):
+    """Pids of the sandbox that are neither the runner nor there before it started. Without a
+    sandbox (no pid namespace of our own) only those whose environment holds the command's marker."""
     me = os.getpid()
+    key = ("SWESRL_EXEC=" + marker).encode()
     out = []
     for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == me:
+        if not name.isdigit() or int(name) == me or int(name) in BASELINE:
             continue
-        try:
-            with open("/proc/" + name + "/environ", "rb") as f:
-                if key in f.read().split(b"\0"):
-                    out.append(int(name))
-        except OSError:
-            pass
+        if UNSANDBOXED:
+            try:
+                with open("/proc/" + name + "/environ", "rb") as f:
+                    if key not in f.read().split(b"\0"):
+                        continue
+            except OSError:
+                continue
+        out.append(int(name))
     return out
 
 
-def kill_tree(marker, pgid):
+def reap():
+    """As the sandbox's init (pid 1) the runner inherits orphans: collect their exit statuses."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def kill_leftovers(marker, pgid):
     try:
         os.killpg(pgid, signal.SIGKILL)
     except OSError:
@@ -48,7 +85,7 @@ def kill_tree(marker, pgid):
     stopped = set()
     quiet = 0
     while quiet < 3:
-        new = [p for p in marked(marker) if p not in stopped]
+        new = [p for p in leftovers(marker) if p not in stopped]
         for p in new:
             try:
                 os.kill(p, signal.SIGSTOP)
@@ -63,17 +100,25 @@ def kill_tree(marker, pgid):
             pass
 
 
-def run(cmd, timeout, limit):
+def run(cmd, timeout, limit, report=False):
     marker = uuid.uuid4().hex
     env = dict(os.environ)
-    env["SWESRL_EXEC"] = marker
     env.pop("SWESRL_WORKDIR", None)
+    env.pop("SWESRL_STATE", None)
+    env.pop("SWESRL_UNSANDBOXED", None)
+    if UNSANDBOXED:
+        env["SWESRL_EXEC"] = marker
+    rfd = wfd = None
+    report_buf, report_dropped = bytearray(), 0
+    if report:
+        rfd, wfd = os.pipe()
+        env["SWESRL_REPORT_FD"] = str(wfd)
     half = max(limit // 2, 1)
     head, tail, dropped = bytearray(), bytearray(), 0
     argv = ["bash", "-c", cmd]
     script = None
     if len(cmd) > 100000:  # one execve argument is capped at 128 KiB
-        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cmd-" + marker + ".sh")
+        script = os.path.join(STATE, "cmd-" + marker + ".sh")
         with open(script, "w", encoding="utf-8") as f:
             f.write(cmd)
         argv = ["bash", script]
@@ -86,13 +131,34 @@ def run(cmd, timeout, limit):
             cwd=WORKDIR if os.path.isdir(WORKDIR) else "/",
             env=env,
             start_new_session=True,
+            pass_fds=(wfd,) if report else (),
         )
     except OSError as e:
+        if report:
+            os.close(rfd)
+            os.close(wfd)
         msg = base64.b64encode((str(e) + "\n").encode()).decode()
         return {"head": msg, "tail": "", "returncode": 126, "timed_out": False, "dropped": 0}
     fd = proc.stdout.fileno()
+    if report:
+        os.close(wfd)
     deadline = time.monotonic() + timeout
     timed_out = eof = False
+
+    def feed_report(block=0.0):
+        nonlocal rfd, report_dropped
+        while rfd is not None:
+            ready, _, _ = select.select([rfd], [], [], block)
+            if not ready:
+                return
+            chunk = os.read(rfd, 1 << 16)
+            if not chunk:
+                os.close(rfd)
+                rfd = None
+                return
+            room = max(limit - len(report_buf), 0)
+            report_buf.extend(chunk[:room])
+            report_dropped += len(chunk) - min(room, len(chunk))
 
     def feed(chunk):
         nonlocal dropped
@@ -118,8 +184,10 @@ def run(cmd, timeout, limit):
                 break
             except subprocess.TimeoutExpired:
                 continue
-        ready, _, _ = select.select([fd], [], [], min(left, 0.05))
-        if ready:
+        ready, _, _ = select.select([fd] + ([rfd] if rfd is not None else []), [], [], min(left, 0.05))
+        if rfd is not None and rfd in ready:
+            feed_report()
+        if fd in ready:
             chunk = os.read(fd, 1 << 16)
             if chunk:
                 feed(chunk)
@@ -127,7 +195,10 @@ def run(cmd, timeout, limit):
                 eof = True
         elif proc.poll() is not None:
             break
-    kill_tree(marker, proc.pid)
+    kill_leftovers(marker, proc.pid)
+    feed_report(0.0)
+    if rfd is not None:  # every writer is dead now: drain to EOF
+        feed_report(1.0)
     while not eof:  # what is left in the pipe
         ready, _, _ = select.select([fd], [], [], 1.0)
         chunk = os.read(fd, 1 << 16) if ready else b""
@@ -135,15 +206,20 @@ def run(cmd, timeout, limit):
         feed(chunk)
     proc.stdout.close()
     rc = proc.wait()
+    reap()
     if script:
         os.unlink(script)
-    return {
+    out = {
         "head": base64.b64encode(bytes(head)).decode(),
         "tail": base64.b64encode(bytes(tail)).decode(),
         "dropped": dropped,
         "returncode": -1 if timed_out else rc,
         "timed_out": timed_out,
     }
+    if report:
+        out["report"] = base64.b64encode(bytes(report_buf)).decode()
+        out["report_dropped"] = report_dropped
+    return out
 
 
 _editor = []
@@ -152,12 +228,11 @@ _editor = []
 def run_editor(params, timeout, limit):
     """str_replace_editor in a fork of this process: no interpreter start-up per edit."""
     if not _editor:
-        import importlib.util
+        import types
 
-        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "str_replace_editor.py")
-        spec = importlib.util.spec_from_file_location("swesrl_str_replace_editor", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        module = types.ModuleType("swesrl_str_replace_editor")
+        module.__file__ = os.path.join(STATE, "str_replace_editor.py")  # its undo history lives beside it
+        exec(compile(EDITOR_SOURCE, "str_replace_editor.py", "exec"), module.__dict__)
         _editor.append(module)
     r, w = os.pipe()
     pid = os.fork()
@@ -165,6 +240,8 @@ def run_editor(params, timeout, limit):
         code = 1
         try:
             os.close(r)
+            devnull = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(devnull, 0)  # not the runner's channel
             os.dup2(w, 1)
             os.dup2(w, 2)
             os.chdir(WORKDIR if os.path.isdir(WORKDIR) else "/")
@@ -210,6 +287,8 @@ def run_editor(params, timeout, limit):
 
 
 def main():
+    _no_dump()
+    BASELINE.update(int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid())
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     out = sys.stdout.buffer if hasattr(sys.stdout, "buffer") else sys.stdout
     out.write(b'{"ready": true}\n')
@@ -222,7 +301,7 @@ def main():
         if "editor" in req:
             reply = run_editor(req["editor"], float(req["timeout"]), int(req["limit"]))
         else:
-            reply = run(req["cmd"], float(req["timeout"]), int(req["limit"]))
+            reply = run(req["cmd"], float(req["timeout"]), int(req["limit"]), bool(req.get("report")))
         reply["id"] = req.get("id")
         out.write(json.dumps(reply).encode() + b"\n")
         out.flush()

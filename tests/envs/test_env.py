@@ -139,14 +139,21 @@ def test_cli_missing_image(repo, docker_client):
     _one_line_error(out, "docker image not found: swesrl/no-such-image:0")
 
 
-def test_without_bubblewrap_warns_and_still_runs(repo, monkeypatch, caplog):
+def test_without_bubblewrap_refuses_unless_unsafe_and_then_warns(repo, monkeypatch, caplog):
     import swesrl.envs.local as local
+    from swesrl.utils import UserError
 
     monkeypatch.setattr(local, "_bwrap_ok", False)
     monkeypatch.setattr(local, "_warned_unsandboxed", False)
-    with make_env(repo[0], repo[1], SandboxConfig()) as e:
+    with pytest.raises(UserError, match="--unsafe-no-sandbox"):
+        make_env(repo[0], repo[1], SandboxConfig())
+    unsafe = SandboxConfig(unsafe_no_sandbox=True)
+    with make_env(repo[0], repo[1], unsafe) as e:
         assert e.execute("pwd; cat /testbed/pkg/__init__.py && echo ok").output == "/testbed\nok\n"
-    with make_env(repo[0], repo[1], SandboxConfig()) as e:
+        # without a pid namespace only the command's own processes are cleaned up
+        e.execute("sleep 300 &")
+        assert "sleep 300" not in e.execute("ps -eo args").output
+    with make_env(repo[0], repo[1], unsafe) as e:
         assert e.execute("echo again").output == "again\n"
     # loud, but once per process: a run opens a sandbox per task and must not flood the screen
     assert caplog.text.count("UNSANDBOXED") == 1
@@ -160,10 +167,11 @@ def test_local_sandbox_is_reused_between_commands(repo):
         for _ in range(3):
             assert env.execute("echo $((1 + 1))").output == "2\n"
         assert env._proc.pid == runner
-        assert (
-            env.execute("kill -9 -1").returncode == -1
-        )  # kills the runner too: the next command restarts it
+        # the runner is the sandbox's init: `kill -9 -1` kills everything but it
+        env.execute("sleep 300 & kill -9 -1")
         assert env.execute("echo back").output == "back\n"
+        assert env._proc.pid == runner
+        assert "sleep 300" not in env.execute("ps -eo args").output
 
 
 @pytest.mark.docker
