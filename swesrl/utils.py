@@ -88,10 +88,35 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
+def _not_utf8(path: str | Path, offset: int, byte: int, line: int, head: bytes) -> UserError:
+    hint = "; it looks like UTF-16: save it as UTF-8" if head[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
+    return UserError(f"{path}: not UTF-8 text (byte 0x{byte:02x} at offset {offset}, line {line}){hint}")
+
+
+def read_utf8(path: str | Path) -> str:
+    """A file's text; a file that is not UTF-8 raises UserError naming the first bad byte."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise _not_utf8(path, e.start, data[e.start], line, data[:2]) from None
+
+
 def iter_jsonl(path: str | Path) -> Iterator[dict]:
-    """Yield one object per non-empty line; a bad line raises UserError naming file and line."""
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+    """Yield one object per non-empty line (lines end at "\n" only, so a raw U+2028 inside a
+    string is no line break); a bad line, or bytes that are not UTF-8, raise UserError naming file
+    and line."""
+    with open(path, "rb") as f:
+        offset, head = 0, b""
+        for lineno, raw in enumerate(f, 1):
+            if lineno == 1:
+                head = raw[:2]
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise _not_utf8(path, offset + e.start, raw[e.start], lineno, head) from None
+            offset += len(raw)
             if not line.strip():
                 continue
             try:

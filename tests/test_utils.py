@@ -64,3 +64,20 @@ def test_run_in_threads_yields_results_and_errors_and_abandons_on_close():
     time.sleep(0.2)
     assert started == [0, 1]
     assert all(t.daemon for t in threading.enumerate() if t.name.startswith("swesrl-worker"))
+
+
+def test_iter_jsonl_names_the_first_byte_that_is_not_utf8(tmp_path):
+    p = tmp_path / "x.jsonl"
+    data = b'{"a": 1}\n{"b": "caf\xe9"}\n'
+    p.write_bytes(data)
+    rows = iter_jsonl(p)
+    assert next(rows) == {"a": 1}
+    with pytest.raises(UserError) as e:
+        next(rows)
+    at = data.index(b"\xe9")
+    assert str(e.value) == f"{p}: not UTF-8 text (byte 0xe9 at offset {at}, line 2)"
+    p.write_bytes('{"a": "x"}\n'.encode("utf-16"))
+    with pytest.raises(UserError, match=r"byte 0xff at offset 0, line 1\); it looks like UTF-16"):
+        list(iter_jsonl(p))
+    p.write_bytes(b'{"a": "\xe2\x80\xa8"}\r\n{"b": 2}')  # U+2028 inside a string, CRLF, no final newline
+    assert list(iter_jsonl(p)) == [{"a": "\u2028"}, {"b": 2}]

@@ -15,7 +15,7 @@ def load_instances_lenient(path: Path) -> tuple[list[dict[str, Any]], list[str]]
     """Instances like `swesrl.tasks.instances.load_instances`, but a bad entry or a duplicate id is
     reported and left out instead of stopping the run."""
     from swesrl.tasks.instances import _normalise, load_instances
-    from swesrl.utils import UserError
+    from swesrl.utils import UserError, read_utf8
 
     p = Path(path)
     if not p.is_file():
@@ -32,12 +32,12 @@ def load_instances_lenient(path: Path) -> tuple[list[dict[str, Any]], list[str]]
         rows = [(f"{p}: entry {i}", r) for i, r in enumerate(pd.read_parquet(p).to_dict(orient="records"), 1)]
     elif p.suffix == ".json":
         try:
-            data = json.loads(p.read_text(encoding="utf-8"))
+            data = json.loads(read_utf8(p))
         except json.JSONDecodeError as e:
             raise UserError(f"{p}: not valid JSON ({e.msg} at line {e.lineno})") from None
         rows = [(f"{p}: entry {i}", r) for i, r in enumerate(data if isinstance(data, list) else [data], 1)]
     else:
-        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        for n, line in enumerate(read_utf8(p).split("\n"), 1):  # not splitlines(): U+2028 is no break
             if line.strip():
                 try:
                     rows.append((f"{p}:{n}", json.loads(line)))

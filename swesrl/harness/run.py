@@ -324,9 +324,11 @@ def load_predictions(path: str | Path) -> tuple[list[dict[str, Any]], list[str]]
     p = Path(path)
     if not p.is_file():
         raise UserError(f"predictions file not found: {p}")
+    from swesrl.utils import read_utf8
+
     problems: list[str] = []
     rows: list[tuple[str, Any]] = []
-    text = p.read_text(encoding="utf-8")
+    text = read_utf8(p)  # not UTF-8: UserError naming the first bad byte
     if p.suffix == ".json":
         try:
             data = json.loads(text)
@@ -337,7 +339,7 @@ def load_predictions(path: str | Path) -> tuple[list[dict[str, Any]], list[str]]
             raise UserError(f"{p}: expected a list of predictions or an {{instance_id: prediction}} object")
         rows = [(f"{p}: entry {i}", x) for i, x in enumerate(items, 1)]
     else:
-        for n, line in enumerate(text.splitlines(), 1):
+        for n, line in enumerate(text.split("\n"), 1):  # not splitlines(): U+2028 is no line break
             if not line.strip():
                 continue
             try:

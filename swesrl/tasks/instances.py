@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, TypedDict
 
-from swesrl.utils import UserError, iter_jsonl
+from swesrl.utils import UserError, iter_jsonl, read_utf8
 
 REQUIRED = ("instance_id", "repo", "base_commit", "problem_statement")
 LIST_FIELDS = ("FAIL_TO_PASS", "PASS_TO_PASS")
@@ -61,7 +61,8 @@ def _normalise(row: dict[str, Any], where: str) -> Instance:
 
 
 def load_instances(path: str | Path) -> list[Instance]:
-    """Read instances; raise UserError (one line) for a missing file, bad JSON, missing fields or duplicate ids."""
+    """Read instances; raise UserError (one line) for a missing file, text that is not UTF-8, bad
+    JSON, missing fields or duplicate ids."""
     p = Path(path)
     if not p.is_file():
         raise UserError(f"instances file not found: {p}")
@@ -71,7 +72,7 @@ def load_instances(path: str | Path) -> list[Instance]:
         rows = pd.read_parquet(p).to_dict(orient="records")
     elif p.suffix == ".json":
         try:
-            data = json.loads(p.read_text(encoding="utf-8"))
+            data = json.loads(read_utf8(p))
         except json.JSONDecodeError as e:
             raise UserError(f"{p}: not valid JSON ({e.msg} at line {e.lineno})") from None
         rows = data if isinstance(data, list) else [data]

@@ -286,3 +286,18 @@ def test_run_rebuilds_predictions_from_trajectories_after_a_kill(suite, tmp_path
             for iid, mtime in finished.items():  # nothing finished ran again
                 assert (out / iid / "traj.json").stat().st_mtime_ns == mtime, (state, iid)
         assert not list(out.glob(".preds.jsonl.*")), state  # no temp files left
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+def test_run_with_a_non_utf8_instances_file_is_one_line(suite, tmp_path, suffix):
+    inst = {**suite["instances"][0], "problem_statement": "add() ne marche pas, café"}
+    text = json.dumps(inst, ensure_ascii=False) + "\n"
+    data = (text if suffix == ".jsonl" else f"[{text}]").encode("latin-1")
+    f = tmp_path / f"latin1{suffix}"
+    f.write_bytes(data)
+    r = swesrl("run", "-i", str(f), "-m", f"replay:{suite['experts']}", "-o", str(tmp_path / "o"))
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    at = data.index(b"\xe9")
+    assert lines == [f"error: {f}: not UTF-8 text (byte 0xe9 at offset {at}, line 1)"], r.stderr

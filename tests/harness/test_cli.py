@@ -227,3 +227,77 @@ def test_ctrl_c_stops_promptly_and_the_rerun_resumes(calc_suite, calc_mirror, tm
     summary = json.loads((out / "r" / "summary.json").read_text())
     assert summary["resolved_ids"] == ["demo__calc-1", "demo__calc-2"]
     assert summary["timeout_ids"] == ["demo__calc-hang"] and summary["incomplete_ids"] == []
+
+
+def _latin1_line(row: dict) -> bytes:
+    return (json.dumps(row, ensure_ascii=False) + "\n").encode("latin-1")
+
+
+@pytest.mark.parametrize("which", ["instances.jsonl", "instances.json", "preds.jsonl", "preds.json", "utf16"])
+def test_non_utf8_input_is_one_line(calc_suite, calc_mirror, tmp_path, which):
+    """A file in another encoding stops `swesrl eval` with one line naming the file, the byte and
+    its offset, exit status 2 and no traceback."""
+    path, insts = calc_suite
+    one = insts["demo__calc-1"]
+    good = json.dumps(one) + "\n"
+    bad_inst = good.encode() + _latin1_line(
+        {**one, "instance_id": "demo__calc-x", "problem_statement": "café"}
+    )
+    pred = {"instance_id": "demo__calc-1", "model_patch": one["patch"]}
+    bad_pred = _latin1_line({"instance_id": "demo__calc-1", "model_patch": one["patch"] + "# résumé\n"})
+    ipath, ppath = tmp_path / "instances.jsonl", tmp_path / "preds.jsonl"
+    ipath.write_text(good)
+    ppath.write_text(json.dumps(pred) + "\n")
+    if which == "instances.jsonl":
+        ipath.write_bytes(bad_inst)
+        bad, offset = ipath, bad_inst.index(b"\xe9")
+    elif which == "instances.json":
+        ipath = tmp_path / "instances.json"
+        data = (
+            "["
+            + good
+            + ","
+            + json.dumps({**one, "instance_id": "b", "problem_statement": "ça"}, ensure_ascii=False)
+            + "]"
+        ).encode("latin-1")
+        ipath.write_bytes(data)
+        bad, offset = ipath, data.index(b"\xe7")
+    elif which == "preds.jsonl":
+        data = (json.dumps(pred) + "\n").encode() + bad_pred
+        ppath.write_bytes(data)
+        bad, offset = ppath, data.index(b"\xe9")
+    elif which == "preds.json":
+        ppath = tmp_path / "preds.json"
+        ppath.write_bytes(b"[" + bad_pred + b"]")
+        bad, offset = ppath, 1 + bad_pred.index(b"\xe9")
+    else:  # what Windows tools write as "Unicode"
+        ppath.write_bytes((json.dumps(pred) + "\n").encode("utf-16"))
+        bad, offset = ppath, 0
+    r = swesrl("eval", "-i", str(ipath), "-p", str(ppath), "-o", str(tmp_path / "o"), "--repo-mirror",
+               str(calc_mirror), env={**os.environ, "NO_COLOR": "1", "COLUMNS": "400"})  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith(f"error: {bad}: not UTF-8 text (byte 0x"), lines[0]
+    assert f" at offset {offset}" in lines[0], lines[0]
+    if which == "utf16":
+        assert "UTF-16" in lines[0]
+
+
+def test_prediction_lines_split_only_at_newlines(calc_suite, tmp_path):
+    """JSONL is split at "\\n" only: a patch holding U+2028 or U+0085 (written raw by
+    `json.dumps(..., ensure_ascii=False)`) is one prediction, not two broken lines."""
+    path, insts = calc_suite
+    pf = tmp_path / "preds.jsonl"
+    rows = [{"instance_id": "demo__calc-1", "model_patch": "+x = 'a\u2028b\x85c'\n"}]
+    pf.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    assert load_predictions(pf) == (rows, [])
+    from swesrl.harness.cli import load_instances_lenient
+
+    f = tmp_path / "instances.jsonl"
+    bad = {**insts["demo__calc-1"], "problem_statement": "a\u2028b"}
+    f.write_text(json.dumps(bad, ensure_ascii=False) + "\n{oops\n", encoding="utf-8")
+    got, problems = load_instances_lenient(f)
+    assert [i["problem_statement"] for i in got] == ["a\u2028b"]
+    assert problems == [f"{f}:2: not valid JSON (Expecting property name enclosed in double quotes); skipped"]
