@@ -166,6 +166,27 @@ def test_oracle_command_with_a_tiny_real_model(calc_suite, tmp_path):
     )
 
 
+def _remove_sandbox_leftovers(pid: int) -> None:
+    """The folder and cgroups of a local sandbox abandoned by process `pid` (what `swesrl sandbox gc`
+    removes), so the test leaves nothing behind."""
+    import shutil
+    import tempfile
+
+    from swesrl.envs.local import Cgroup
+
+    for d in Path(tempfile.gettempdir()).glob(f"swesrl-local-{pid}-*"):
+        shutil.rmtree(d, ignore_errors=True)
+    cg = Path("/sys/fs/cgroup")
+    for ctrl, own in Cgroup._own_paths().items():
+        for d in (cg / (ctrl if ctrl and (cg / ctrl).is_dir() else "") / own.lstrip("/")).glob(
+            f"swesrl-{pid}-*"
+        ):
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+
+
 def test_ctrl_c_stops_promptly_and_the_rerun_resumes(calc_suite, calc_mirror, tmp_path):
     """SIGINT (Ctrl-C: the whole foreground process group) while an instance's tests hang: pending
     instances are cancelled, the running one is abandoned, the summary of what is on disk is written,
@@ -209,6 +230,7 @@ def test_ctrl_c_stops_promptly_and_the_rerun_resumes(calc_suite, calc_mirror, tm
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+    _remove_sandbox_leftovers(proc.pid)
     assert proc.returncode == 130, stderr
     assert took < 10, took
     assert "Traceback" not in stderr
