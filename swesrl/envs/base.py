@@ -21,6 +21,8 @@ class Observation:
     returncode: int
     """The command's exit status; -1 when it was killed for its timeout."""
     timed_out: bool = False
+    report: bytes | None = None
+    """What the command wrote to its report pipe ($SWESRL_REPORT_FD), for `execute_reported` only."""
 
 
 @runtime_checkable

@@ -286,3 +286,12 @@ def reply_text(reply: dict) -> str:
         + f"\n<... {reply['dropped']} bytes of output elided ...>\n"
         + tail.decode("utf-8", errors="replace")
     )
+
+
+def reply_report(reply: dict) -> bytes | None:
+    """The report-pipe bytes of a runner reply (None when the command had no report pipe); a
+    report cut at the size limit gets a line that no reader accepts, so it cannot pass as whole."""
+    if "report" not in reply:
+        return None
+    data = base64.b64decode(reply["report"])
+    return data + (b"\n<report truncated>\n" if reply.get("report_dropped") else b"")

@@ -45,6 +45,7 @@ from swesrl.envs.common import (
     make_workspace,
     new_tempdir,
     pid_alive,
+    reply_report,
     reply_text,
     reset_script,
     rmtree,
@@ -360,6 +361,11 @@ class LocalEnv:
     def execute(self, command: str, timeout: float | None = None) -> Observation:
         return self._exec(command, timeout, self.config.max_output_bytes)
 
+    def execute_reported(self, command: str, timeout: float | None = None) -> Observation:
+        """`execute` with a report pipe for the command ($SWESRL_REPORT_FD), read by the runner; what
+        was written there is `Observation.report` (the grader's channel apart from the output)."""
+        return self._request({"cmd": command, "report": True}, timeout, self.config.max_output_bytes)
+
     def editor(self, params: dict[str, str], timeout: float | None = None) -> Observation:
         """str_replace_editor, run by the sandbox's runner in a fork (same output as the script)."""
         return self._request({"editor": params}, timeout, self.config.max_output_bytes)
@@ -387,7 +393,7 @@ class LocalEnv:
         text = reply_text(reply)
         if not self.sandboxed:
             text = text.replace(str(self.workspace), WORKDIR)
-        return Observation(text, reply["returncode"], reply["timed_out"])
+        return Observation(text, reply["returncode"], reply["timed_out"], reply_report(reply))
 
     def _run_checked(self, script: str, what: str) -> str:
         obs = self._exec(script, max(self.config.timeout, 600), 1 << 40)

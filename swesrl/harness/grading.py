@@ -22,6 +22,7 @@ import re
 from enum import Enum
 from typing import Any
 
+from swesrl.harness.integrity import SUMMARY_LINES, Reporter, merge, reporter_lines
 from swesrl.harness.spec import EvalSpec
 
 
@@ -105,14 +106,39 @@ def status_map(section: str, spec: EvalSpec) -> dict[str, str]:
     return sm
 
 
-def grade(spec: EvalSpec, section: str, exit_code: int | None) -> dict[str, Any]:
-    """Grade one finished test run. Returns `resolved`, `tests_status` and why a log was rejected."""
+def grade(
+    spec: EvalSpec,
+    section: str,
+    exit_code: int | None,
+    reporter: Reporter | None = None,
+    reporter_expected: bool = False,
+) -> dict[str, Any]:
+    """Grade one finished test run. Returns `resolved`, `tests_status` and why a log was rejected.
+
+    With the harness's pytest reporter (`integrity.py`) a test passes only if the log and the
+    reporter agree; a reporter that was expected and never started, or that saw pytest start but
+    not finish, rejects the log."""
     from swebench.harness.constants import FAIL_TO_PASS, PASS_TO_PASS, EvalType, ResolvedStatus, TestStatus
     from swebench.harness.grading import SUITE_RAN, get_eval_tests_report, get_resolution_status
+    from swebench.harness.log_parsers import PARSER_REGISTRY
 
     sm = status_map(section, spec)
     invalid = ""
-    if not sm and not SUITE_RAN.search(section):
+    if reporter_expected or (reporter is not None and reporter.starts):
+        if reporter is None or not reporter.starts:
+            invalid = (
+                "the harness's pytest reporter never started (pytest did not run, or its set-up was changed)"
+            )
+        elif reporter.finishes < reporter.starts:
+            invalid = f"pytest never finished: the test process ended early (exit code {exit_code})"
+        else:
+            theirs = PARSER_REGISTRY[spec.log_parser](reporter_lines(reporter), spec.swebench_test_spec())
+            sm = merge(sm, theirs)
+    elif spec.log_parser in SUMMARY_LINES and not SUMMARY_LINES[spec.log_parser].search(section):
+        invalid = "the test runner's final summary is missing: the run ended early"
+    if invalid:
+        pass
+    elif not sm and not SUITE_RAN.search(section):
         invalid = "no test results in the log"
     elif (
         exit_code not in (None, 0)

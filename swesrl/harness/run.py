@@ -30,7 +30,19 @@ from pathlib import Path
 from typing import Any
 
 from swesrl.envs.base import WORKDIR, SandboxConfig
-from swesrl.harness.grading import Status, failed_tests_report, format_test_output, grade
+from swesrl.harness.grading import LINE_PARSERS, Status, failed_tests_report, format_test_output, grade
+from swesrl.harness.integrity import (
+    PLUGIN_NAME,
+    changes_script,
+    config_paths,
+    infra_reason,
+    parse_raw_diff,
+    plugin_source,
+    pytest_config,
+    read_reporter,
+    reporter_env,
+    reset_script,
+)
 from swesrl.harness.spec import DEFAULT_NAMESPACE, EvalSpec, make_eval_spec
 from swesrl.tasks.instances import Instance
 from swesrl.utils import UserError, atomic_write_json, atomic_write_text
@@ -86,35 +98,75 @@ def _put_file(env, path: str, text: str) -> None:
 
 
 def _read_files(env, paths: list[str]) -> list[str]:
-    """The texts of files inside the sandbox (missing ones read as ""), in one command."""
+    """The texts of files inside the sandbox (missing ones read as ""), in one command. A path
+    starting with `<(` is a process substitution, passed unquoted."""
     sep = f"@@swesrl-{secrets.token_hex(8)}@@"
-    cmd = "; ".join(f"echo {sep}; head -c {MAX_LOG_BYTES} {shlex.quote(p)} 2>/dev/null" for p in paths)
+    cmd = "; ".join(
+        f"echo {sep}; head -c {MAX_LOG_BYTES} {p if p.startswith('<(') else shlex.quote(p)} 2>/dev/null"
+        for p in paths
+    )
     out = env.execute(cmd, timeout=SETUP_TIMEOUT).output
     parts = out.split(sep + "\n")[1:]
     return [p for p in parts] + [""] * (len(paths) - len(parts))
 
 
-def _test_script(spec: EvalSpec, scratch: str) -> str:
-    """The script the tests run in: output to `test.log`, exit status to `rc`."""
-    wrap_open = "{"
-    wrap_close = f"}} > {scratch}/test.log 2>&1 < /dev/null\necho $? > {scratch}/rc"
-    if spec.eval_script is not None:
-        from swebench.harness.constants import END_TEST_OUTPUT, START_TEST_OUTPUT
-        from swebench.harness.utils import parse_eval_script
+ACTIVATE = "if [ -f /opt/miniconda3/bin/activate ]; then source /opt/miniconda3/bin/activate; conda activate testbed; fi"
 
-        lines = parse_eval_script(spec.eval_script)
-        i = next((k for k, ln in enumerate(lines) if START_TEST_OUTPUT in ln), None)
-        j = next((k for k, ln in enumerate(lines) if END_TEST_OUTPUT in ln), None)
-        if i is None or j is None or j <= i:
-            raise ValueError("eval_script has no >>>>> Start/End Test Output markers around its test command")
-        body = [*lines[:i], wrap_open, *lines[i + 1 : j], wrap_close, *lines[j + 1 :]]
-        return "\n".join(["#!/bin/bash", "set -uxo pipefail", *body]) + "\n"
-    return (
-        "#!/bin/bash\n"
-        f"cd {WORKDIR}\n"
-        "if [ -f /opt/miniconda3/bin/activate ]; then source /opt/miniconda3/bin/activate; conda activate testbed; fi\n"
-        f"{wrap_open}\n{spec.test_cmd}\n{wrap_close}\n"
-    )
+
+def _eval_parts(spec: EvalSpec) -> tuple[list[str], list[str]]:
+    """(set-up lines, test lines). The set-up (environment activation, eval commands, install, test
+    file reset and test patch of a swebench 5 eval script) runs as one command; the test lines run
+    as a command of their own, so the log is exactly what the tests printed and their exit status
+    comes from the sandbox's runner, after every process they left was killed."""
+    if spec.eval_script is None:
+        return [], [f"cd {WORKDIR}", ACTIVATE, spec.test_cmd or ""]
+    from swebench.harness.constants import END_TEST_OUTPUT, START_TEST_OUTPUT
+    from swebench.harness.utils import parse_eval_script
+
+    lines = parse_eval_script(spec.eval_script)
+    i = next((k for k, ln in enumerate(lines) if START_TEST_OUTPUT in ln), None)
+    j = next((k for k, ln in enumerate(lines) if END_TEST_OUTPUT in ln), None)
+    if i is None or j is None or j <= i:
+        raise ValueError("eval_script has no >>>>> Start/End Test Output markers around its test command")
+    return ["set -uxo pipefail", *lines[:i]], ["set -uxo pipefail", *lines[i + 1 : j]]
+
+
+def _expects_reporter(spec: EvalSpec, test_lines: list[str]) -> bool:
+    """pytest runs get the harness's reporter; tox (sphinx) filters the environment it needs."""
+    text = "\n".join(test_lines)
+    return spec.log_parser in LINE_PARSERS and "pytest" in text and "tox " not in text
+
+
+def _reset_test_infrastructure(env, base_commit: str) -> list[str]:
+    """Reset what the applied patch changed in the test infrastructure (see `integrity.py`);
+    returns `path (reason)` for each. Runs before any patched code has run."""
+    obs = env.execute(changes_script(base_commit), timeout=SETUP_TIMEOUT)
+    if obs.returncode != 0:
+        raise RuntimeError(f"cannot list the patch's changes: {obs.output.strip()[-300:]}")
+    changes = parse_raw_diff(obs.output)
+    found: dict[str, str] = {}
+    for c in changes:
+        why = infra_reason(c)
+        if why:
+            found[c.path] = why
+    configs = [p for p in config_paths(changes) if p not in found]
+    if configs:
+        b = shlex.quote(base_commit)
+        before = _read_files(
+            env, [f"<(git -C {WORKDIR} show {b}:{shlex.quote(p)} 2>/dev/null)" for p in configs]
+        )
+        after = _read_files(env, [f"{WORKDIR}/{p}" for p in configs])
+        for p, old, new in zip(configs, before, after, strict=True):
+            name = Path(p).name
+            if pytest_config(name, old) != pytest_config(name, new):
+                found[p] = f"pytest configuration in {name}"
+    if not found:
+        return []
+    existed = {c.path for c in changes if not c.added}
+    obs = env.execute(reset_script(base_commit, sorted(found), existed), timeout=SETUP_TIMEOUT)
+    if obs.returncode != 0:
+        raise RuntimeError(f"cannot reset test infrastructure: {obs.output.strip()[-300:]}")
+    return [f"{p} ({why})" for p, why in sorted(found.items())]
 
 
 def _reset_and_apply_tests(env, instance: Instance, spec: EvalSpec, scratch: str) -> tuple[bool, str]:
@@ -238,22 +290,43 @@ def run_instance(
                 if not ok:
                     return done(Status.PATCH_APPLY_FAILED, "\n".join(pre) + "\n", error="patch did not apply")
             report["patch_successfully_applied"] = True
+            reset = _reset_test_infrastructure(env, instance["base_commit"])
+            if reset:
+                report["test_infrastructure_reset"] = reset
+                pre.append(
+                    "test infrastructure changed by the patch, reset to base_commit: " + ", ".join(reset)
+                )
             if spec.eval_script is None:
                 ok, msg = _reset_and_apply_tests(env, instance, spec, scratch)
                 pre.append(f"test files reset, test patch applied:\n{msg}" if ok else msg)
                 if not ok:
                     return done(Status.ERROR, "\n".join(pre) + "\n", error="test_patch did not apply")
-            _put_file(env, f"{scratch}/eval.sh", _test_script(spec, scratch))
-            obs = env.execute(f"bash {scratch}/eval.sh > {scratch}/pre.log 2>&1", timeout=timeout)
-            rc_text, pre_log, section = _read_files(
-                env, [f"{scratch}/{f}" for f in ("rc", "pre.log", "test.log")]
-            )
-            pre.append(pre_log)
-            rc_text = rc_text.strip()
+            setup, test_lines = _eval_parts(spec)
+            script = ["#!/bin/bash"]
+            if setup:
+                _put_file(
+                    env, f"{scratch}/setup.sh", "\n".join([*setup, f"export -p > {scratch}/env.sh", ""])
+                )
+                pre.append(env.execute(f"bash {scratch}/setup.sh 2>&1", timeout=timeout).output)
+                script.append(f"source {scratch}/env.sh")
+            expect_reporter = _expects_reporter(spec, test_lines)
+            if expect_reporter:  # written now: no patched code has run since the set-up ended
+                _put_file(env, f"{scratch}/reporter/{PLUGIN_NAME}.py", plugin_source())
+                script.append(reporter_env(f"{scratch}/reporter"))
+            _put_file(env, f"{scratch}/test.sh", "\n".join([*script, *test_lines, ""]))
+            cmd = f"bash {scratch}/test.sh < /dev/null 2>&1"
+            run = getattr(env, "execute_reported", None)
+            obs = run(cmd, timeout=timeout) if run is not None else env.execute(cmd, timeout=timeout)
+            section = obs.output
     except Exception as e:  # noqa: BLE001
         log.exception("%s: evaluation failed", iid)
         return done(Status.ERROR, "\n".join(pre) + "\n", error=f"{type(e).__name__}: {e}")
-    exit_code = int(rc_text) if rc_text.lstrip("-").isdigit() else None
+    exit_code = None if obs.timed_out else obs.returncode
+    reporter = read_reporter(obs.report) if obs.report is not None else None
+    if expect_reporter and obs.report is None:
+        log.warning("%s: this sandbox has no report channel; grading from the log alone", iid)
+        expect_reporter = False
+
     if obs.timed_out:
         from swebench.harness.constants import TESTS_TIMEOUT
 
@@ -266,7 +339,7 @@ def run_instance(
         )
         return done(Status.TIMEOUT, out, timed_out=True, tests_status=failed_tests_report(spec))
     out = format_test_output("\n".join(pre), section, exit_code, nonce)
-    g = grade(spec, section, exit_code)
+    g = grade(spec, section, exit_code, reporter, expect_reporter)
     return done(
         Status.RESOLVED if g["resolved"] else Status.UNRESOLVED,
         out,
