@@ -12,10 +12,18 @@ _CONFIG_HELP = "Agent config: YAML files or bundled names, and key=value overrid
 _MIRROR_HELP = "Folder of <owner>__<name>.git repositories (default: repos/ beside the instances file)."
 
 
-def _config(config: list[str] | None, backend: str | None):
+UNSAFE_HELP = (
+    "Where bubblewrap cannot isolate commands (local backend), run them as plain host processes "
+    "anyway: NO isolation (never with an untrusted policy)."
+)
+
+
+def _config(config: list[str] | None, backend: str | None, unsafe: bool = False):
     from swesrl.agent.prompts import load_agent_config
 
     cfg = load_agent_config(config or [])
+    if unsafe:
+        cfg.sandbox.unsafe_no_sandbox = True
     if backend:
         if backend not in ("local", "docker"):
             raise UserError(f"unknown backend {backend!r}; use local or docker")
@@ -54,6 +62,7 @@ def run(
     redo: bool = typer.Option(
         False, "--redo", help="Rerun instances that already have a finished trajectory."
     ),
+    unsafe: bool = typer.Option(False, "--unsafe-no-sandbox", help=UNSAFE_HELP),
 ) -> None:
     """Run the agent on many instances: DIR/<instance_id>/traj.json and SWE-bench DIR/preds.jsonl.
 
@@ -66,7 +75,7 @@ def run(
     from swesrl.agent.batch import run_batch
     from swesrl.tasks.instances import load_instances, select
 
-    cfg = _config(config, backend)
+    cfg = _config(config, backend, unsafe)
     insts = select(load_instances(instances), ids)
     if limit:
         insts = insts[:limit]

@@ -27,6 +27,9 @@ def exec_cmd(
     timeout: float = typer.Option(120.0, "--timeout", help="Seconds before the command is killed."),
     network: bool = typer.Option(False, "--network", help="Allow network access inside the sandbox."),
     diff: bool = typer.Option(False, "--diff", help="Also print the patch the command left (git diff)."),
+    unsafe: bool = typer.Option(
+        False, "--unsafe-no-sandbox", help="Without a working bubblewrap, run unsandboxed: no isolation."
+    ),
 ) -> None:
     from swesrl.envs import BACKENDS, SandboxConfig, make_env
     from swesrl.envs.common import source_from_dir
@@ -37,7 +40,11 @@ def exec_cmd(
         raise UserError("--timeout must be positive")
     source, commit = source_from_dir(repo)
     config = SandboxConfig(
-        backend=backend, timeout=timeout, network=network, **({"image": image} if image else {})
+        backend=backend,
+        timeout=timeout,
+        network=network,
+        unsafe_no_sandbox=unsafe,
+        **({"image": image} if image else {}),
     )
     with make_env(source, commit, config, image=image) as env:
         obs = env.execute(" ".join(command))

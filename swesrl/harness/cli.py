@@ -109,6 +109,11 @@ def eval_cmd(
     retry_errors: bool = typer.Option(
         False, "--retry-errors", help="Rerun instances whose report says error."
     ),
+    unsafe: bool = typer.Option(
+        False,
+        "--unsafe-no-sandbox",
+        help="Where bubblewrap cannot isolate tests (local backend), run them unsandboxed: no isolation.",
+    ),
 ) -> None:
     """Evaluate patches SWE-bench style: apply, run FAIL_TO_PASS / PASS_TO_PASS tests, grade, report."""
     from rich.console import Console
@@ -136,6 +141,10 @@ def eval_cmd(
         backend=backend, workers=workers, timeout=timeout, mirror=mirror, namespace=namespace,
         retry_errors=retry_errors,
     )  # fmt: skip
+    if unsafe:
+        from swesrl.envs.base import SandboxConfig
+
+        kw["config"] = SandboxConfig(unsafe_no_sandbox=True)
     for p in problems:
         console.print(f"[yellow]warning:[/] {p}", highlight=False, soft_wrap=True)
     if gold:
