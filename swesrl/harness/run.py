@@ -97,6 +97,22 @@ def _put_file(env, path: str, text: str) -> None:
             raise RuntimeError(f"cannot write {path} in the sandbox: {obs.output.strip()[-300:]}")
 
 
+def _put_files(env, files: dict[str, str]) -> None:
+    """Several files in one command when they are small (each command is a round trip)."""
+    enc = {p: base64.b64encode(t.encode("utf-8")).decode("ascii") for p, t in files.items()}
+    if sum(map(len, enc.values())) > CHUNK:
+        for p, t in files.items():
+            _put_file(env, p, t)
+        return
+    cmd = " && ".join(
+        f"mkdir -p $(dirname {shlex.quote(p)}) && printf %s '{d}' | base64 -d > {shlex.quote(p)}"
+        for p, d in enc.items()
+    )
+    obs = env.execute(cmd, timeout=SETUP_TIMEOUT)
+    if obs.returncode != 0:
+        raise RuntimeError(f"cannot write {', '.join(files)} in the sandbox: {obs.output.strip()[-300:]}")
+
+
 def _read_files(env, paths: list[str]) -> list[str]:
     """The texts of files inside the sandbox (missing ones read as ""), in one command. A path
     starting with `<(` is a process substitution, passed unquoted."""
@@ -310,10 +326,12 @@ def run_instance(
                 pre.append(env.execute(f"bash {scratch}/setup.sh 2>&1", timeout=timeout).output)
                 script.append(f"source {scratch}/env.sh")
             expect_reporter = _expects_reporter(spec, test_lines)
+            files = {}
             if expect_reporter:  # written now: no patched code has run since the set-up ended
-                _put_file(env, f"{scratch}/reporter/{PLUGIN_NAME}.py", plugin_source())
+                files[f"{scratch}/reporter/{PLUGIN_NAME}.py"] = plugin_source()
                 script.append(reporter_env(f"{scratch}/reporter"))
-            _put_file(env, f"{scratch}/test.sh", "\n".join([*script, *test_lines, ""]))
+            files[f"{scratch}/test.sh"] = "\n".join([*script, *test_lines, ""])
+            _put_files(env, files)
             cmd = f"bash {scratch}/test.sh < /dev/null 2>&1"
             run = getattr(env, "execute_reported", None)
             obs = run(cmd, timeout=timeout) if run is not None else env.execute(cmd, timeout=timeout)
