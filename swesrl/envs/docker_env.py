@@ -29,7 +29,6 @@ from pathlib import Path
 from swesrl.envs.base import WORKDIR, Observation, SandboxConfig
 from swesrl.envs.common import (
     RUNNER_DIED,
-    RUNNER_PATH,
     STATE_DIR,
     Channel,
     OutputBuffer,
@@ -39,10 +38,11 @@ from swesrl.envs.common import (
     editor_script,
     make_workspace,
     new_tempdir,
+    reply_report,
     reply_text,
     reset_script,
     rmtree,
-    runner_script,
+    runner_command,
     sandbox_env,
 )
 from swesrl.utils import UserError
@@ -198,7 +198,7 @@ class DockerEnv:
                     f"cd {WORKDIR} && git rev-parse {base_commit}^{{commit}}", "finding the base commit"
                 )
                 self.base_commit = out.strip()
-            self._put_files({"str_replace_editor.py": editor_script(), "runner.py": runner_script()})
+            self._put_files({"str_replace_editor.py": editor_script()})
             self._use_runner = self._has_python
         except BaseException:
             self.close()
@@ -288,6 +288,13 @@ class DockerEnv:
     def execute(self, command: str, timeout: float | None = None) -> Observation:
         return self._exec(command, timeout, self.config.max_output_bytes)
 
+    def execute_reported(self, command: str, timeout: float | None = None) -> Observation:
+        """`execute` with a report pipe ($SWESRL_REPORT_FD) read by the runner: `Observation.report`
+        (None in images without python3, where there is no runner)."""
+        if not self._use_runner:
+            return self.execute(command, timeout)
+        return self._exec("", timeout, self.config.max_output_bytes, {"cmd": command, "report": True})
+
     def editor(self, params: dict[str, str], timeout: float | None = None) -> Observation:
         """str_replace_editor, run by the container's runner in a fork (same output as the script)."""
         if not self._use_runner:
@@ -307,7 +314,9 @@ class DockerEnv:
                 try:
                     self._chan.send({**(req or {"cmd": command}), "timeout": timeout, "limit": limit})
                     reply = self._chan.recv(timeout + 30)
-                    return Observation(reply_text(reply), reply["returncode"], reply["timed_out"])
+                    return Observation(
+                        reply_text(reply), reply["returncode"], reply["timed_out"], reply_report(reply)
+                    )
                 except RunnerDied as e:  # e.g. the command killed every process in the container
                     log.warning("sandbox runner died (%s); restarting it", e)
                     self._stop_runner(restart_container="no answer" in str(e))
@@ -325,7 +334,7 @@ class DockerEnv:
                 self.container.start()
             exec_id = api.exec_create(
                 self.container.id,
-                ["python3", "-I", "-S", RUNNER_PATH],
+                runner_command("python3"),
                 stdin=True,
                 workdir=WORKDIR,
                 environment=self._exec_env,
@@ -441,6 +450,7 @@ class DockerEnv:
             with open(self._tar, "rb") as f:
                 self.container.put_archive("/", f)
         self._exec_checked("find /tmp -mindepth 1 -delete 2>/dev/null; true", "clearing /tmp")
+        self._put_files({"str_replace_editor.py": editor_script()})  # a command may have rewritten it
 
     def close(self) -> None:
         if self._closed:

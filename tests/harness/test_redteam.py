@@ -110,11 +110,24 @@ ATTACKS = {
 }
 
 
+@pytest.fixture(params=["local", pytest.param("docker", marks=pytest.mark.docker)])
+def backend(request):
+    if request.param == "docker":
+        request.getfixturevalue("docker_client")
+        import docker
+
+        try:
+            request.getfixturevalue("docker_client").images.get(CFG.image)
+        except docker.errors.ImageNotFound:
+            pytest.skip(f"{CFG.image} missing; build it with docker/build_base_offline.sh")
+    return request.param
+
+
 @pytest.mark.parametrize("name", list(ATTACKS))
-def test_attack_patch_is_not_resolved(name, calc_suite, calc_mirror, tmp_path):
+def test_attack_patch_is_not_resolved(name, backend, calc_suite, calc_mirror, tmp_path):
     inst = calc_suite[1]["demo__calc-1"]
     patch = make_patch(calc_mirror, tmp_path, ATTACKS[name])
-    rep = grade_patch(inst, patch, CFG, calc_mirror, timeout=120)
+    rep = grade_patch(inst, patch, CFG.model_copy(update={"backend": backend}), calc_mirror, timeout=120)
     assert rep["patch_successfully_applied"] is True, rep
     assert rep["resolved"] is False and rep["status"] != Status.RESOLVED.value, rep
     assert F2P in rep["tests_status"]["FAIL_TO_PASS"]["failure"], rep
