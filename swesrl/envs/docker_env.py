@@ -5,6 +5,8 @@ command runner (`runner_script.py`), started once per container as one `docker e
 attached, because each `docker exec` costs ~90 ms (runc). The runner enforces timeouts and kills
 every process a command leaves behind, found by an environment marker. Images without python3
 fall back to one exec per command (`timeout -s KILL` + the same marker-based clean-up in bash).
+Containers run with no capabilities beyond the few file-owner ones ordinary root commands need
+(`CAPABILITIES`) and `no-new-privileges`.
 Containers carry labels (`swesrl.sandbox=1`, the owner's host, pid and pid start time) so
 `swesrl sandbox gc` can reap those whose owner died; they are removed in `close()`, by the
 context manager, and at interpreter exit.
@@ -75,6 +77,12 @@ for pid in $stopped; do kill -KILL "$pid" 2>/dev/null; done
 # backend's pid namespace does, so both backends agree that no process outlives its command.
 WRAPPER = 'bash -c "$1" 2>&1\nrc=$?\nM=$SWESRL_EXEC\n' + KILL_MARKED + "exit $rc\n"
 CONDA_TESTBED = "/opt/miniconda3/envs/testbed/bin"
+# Capabilities commands keep (all others dropped, none can be regained: no-new-privileges). Root in
+# SWE-bench images owns everything, so these only matter for files of other owners: tar and pip set
+# owners and modes of what they unpack (CHOWN, FOWNER, FSETID), and test suites that run as root
+# expect root's access to files whatever their mode (DAC_OVERRIDE), as under Docker's defaults. Not
+# SETUID/SETGID: then no process can leave uid 0, so the runner (same uid, no KILL) kills them all.
+CAPABILITIES = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID"]
 _live: weakref.WeakSet = weakref.WeakSet()
 
 
@@ -222,6 +230,9 @@ class DockerEnv:
             self.image,
             command=["sleep", "infinity"],
             entrypoint=[],
+            cap_drop=["ALL"],
+            cap_add=CAPABILITIES,
+            security_opt=["no-new-privileges"],
             detach=True,
             init=True,
             labels=owner_labels(),
