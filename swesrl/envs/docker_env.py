@@ -329,41 +329,54 @@ class DockerEnv:
                         reply_text(reply), reply["returncode"], reply["timed_out"], reply_report(reply)
                     )
                 except RunnerDied as e:  # e.g. the command killed every process in the container
-                    log.warning("sandbox runner died (%s); restarting it", e)
-                    self._stop_runner(restart_container="no answer" in str(e))
+                    # Restart the container, whatever the cause: what the dead runner's command left
+                    # running would otherwise be in the next runner's baseline, spared for good.
+                    log.warning("sandbox runner died (%s); restarting the container", e)
+                    self._stop_runner(restart_container=True)
                     return Observation(RUNNER_DIED, -1, False)
         return self._exec_direct(command, timeout, limit)
 
     def _start_runner(self) -> None:
+        """Start the runner; a container that is not running (`kill -9 -1` ended its main process)
+        or in which the runner cannot start is restarted, so the runner's baseline of processes to
+        spare holds only the container's own."""
+        import docker
+
         api = self.client.api
         for attempt in range(3):
-            self.container.reload()
-            if self.container.status != "running":  # e.g. `kill -9 -1` ended its main process
-                log.warning(
-                    "container %s is %s; starting it again", self.container.name, self.container.status
-                )
-                self.container.start()
-            exec_id = api.exec_create(
-                self.container.id,
-                runner_command("python3"),
-                stdin=True,
-                workdir=WORKDIR,
-                environment=self._exec_env,
-            )["Id"]
-            sock = api.exec_start(exec_id, socket=True)
-            raw = getattr(sock, "_sock", sock)
-            self._sock = sock
-            self._chan = Channel(lambda raw=raw: raw.recv(1 << 16), raw.sendall, raw, framed=True)
             try:
-                self._chan.recv(60)
-                return
-            except RunnerDied as e:
-                self._stop_runner()
-                if attempt == 2:
-                    raise RuntimeError(
-                        f"cannot start the command runner in {self.container.name}: {e}"
-                    ) from None
-                time.sleep(0.5)
+                self.container.reload()
+                if self.container.status != "running":
+                    log.warning(
+                        "container %s is %s; restarting it", self.container.name, self.container.status
+                    )
+                    self.container.restart(timeout=0)
+                exec_id = api.exec_create(
+                    self.container.id,
+                    runner_command("python3"),
+                    stdin=True,
+                    workdir=WORKDIR,
+                    environment=self._exec_env,
+                )["Id"]
+                sock = api.exec_start(exec_id, socket=True)
+            except docker.errors.APIError as e:  # e.g. 409: it stopped between reload and exec
+                err: Exception = e
+            else:
+                raw = getattr(sock, "_sock", sock)
+                self._sock = sock
+                self._chan = Channel(lambda raw=raw: raw.recv(1 << 16), raw.sendall, raw, framed=True)
+                try:
+                    self._chan.recv(60)
+                    return
+                except RunnerDied as e:
+                    err = e
+                    self._stop_runner()
+            if attempt == 2:
+                raise RuntimeError(
+                    f"cannot start the command runner in {self.container.name}: {err}"
+                ) from None
+            time.sleep(0.5)
+            self._restart_container()
 
     def _stop_runner(self, restart_container: bool = False) -> None:
         if self._sock is not None:
@@ -373,7 +386,13 @@ class DockerEnv:
                 pass
         self._sock = self._chan = None
         if restart_container:
+            self._restart_container()
+
+    def _restart_container(self) -> None:
+        try:
             self.container.restart(timeout=0)
+        except Exception as e:  # the next _start_runner tries again
+            log.warning("could not restart container %s: %s", self.container.name, e)
 
     def _exec_direct(self, command: str, timeout: float, limit: int) -> Observation:
         if len(command.encode()) > LONG_COMMAND:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from swesrl.envs import SandboxConfig
+from swesrl.envs.common import RUNNER_DIED
 
 pytestmark = pytest.mark.docker
 
@@ -127,6 +128,24 @@ def test_ordinary_root_commands_still_work(denv):
     assert obs.returncode == 0, obs.output
     denv.reset()
     assert denv.diff() == ""
+
+
+# -- a command that kills the runner leaves nothing running -----------------------------------
+@pytest.mark.parametrize("kill", ["kill -9 $PPID", "kill -9 -1"])
+def test_survivor_of_a_killed_runner_does_not_outlive_it(denv, kill):
+    """A survivor that drops every marker (empty environment, own session) and then kills the runner:
+    the next runner must not take it into its baseline of processes to spare."""
+    obs = denv.execute(
+        "env -i /usr/bin/setsid /usr/bin/nohup /bin/sleep 1000 > /dev/null 2>&1 < /dev/null & "
+        f"sleep 0.5; {kill}; sleep 5"
+    )
+    assert obs.output == RUNNER_DIED and obs.returncode == -1, obs
+    assert denv.execute("echo alive").output == "alive\n"
+    obs = denv.execute(SCAN)
+    assert "sleep 1000" not in obs.output and "sleep 5" not in obs.output, obs.output
+    obs = denv.execute("env -i /usr/bin/setsid /bin/sleep 1000 > /dev/null 2>&1 < /dev/null & echo started")
+    assert "started" in obs.output
+    assert "sleep 1000" not in denv.execute(SCAN).output
 
 
 # -- host secrets -------------------------------------------------------------------------------
