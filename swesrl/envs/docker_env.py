@@ -6,7 +6,9 @@ attached, because each `docker exec` costs ~90 ms (runc). The runner enforces ti
 every process a command leaves behind, found by an environment marker. Images without python3
 fall back to one exec per command (`timeout -s KILL` + the same marker-based clean-up in bash).
 Containers run with no capabilities beyond the few file-owner ones ordinary root commands need
-(`CAPABILITIES`) and `no-new-privileges`.
+(`CAPABILITIES`) and `no-new-privileges`. For images that carry the repository (SWE-bench images)
+its history is cut down to the base commit and its ancestors when the container starts
+(`isolate_history_script`), so the agent cannot read the fix from later commits, tags or branches.
 Containers carry labels (`swesrl.sandbox=1`, the owner's host, pid and pid start time) so
 `swesrl sandbox gc` can reap those whose owner died; they are removed in `close()`, by the
 context manager, and at interpreter exit.
@@ -19,6 +21,7 @@ import io
 import logging
 import os
 import select
+import shlex
 import socket
 import struct
 import tarfile
@@ -176,11 +179,59 @@ def _read_frames(raw: bytes, pending: bytearray, buf: OutputBuffer) -> None:
         del pending[: 8 + size]
 
 
+def isolate_history_script(base_commit: str) -> str:
+    """Shell run in the container: replace /testbed/.git by a fresh repository holding only
+    `base_commit` and its ancestors, checked out on branch `main`, with no other ref, tag, remote,
+    stash, reflog, ORIG_HEAD/FETCH_HEAD or unreachable object. The work tree is left as the image
+    has it (build output, installed metadata); the old index is reused so its stat data is kept.
+
+    One `pack-objects` over the base commit's history writes the new pack (deltas reused, no
+    index-pack as a fetch would run): ~2.5 s for sympy (45k commits) where fetch takes ~11 s."""
+    b = shlex.quote(base_commit)
+    return f"""set -e
+cd {WORKDIR}
+b={b}
+[ -d .git ] || {{ echo "{WORKDIR}/.git is not a folder" >&2; exit 1; }}
+T={WORKDIR}/.git.swesrl-new
+O={WORKDIR}/.git.swesrl-old
+rm -rf "$T" "$O"
+fmt=$(git rev-parse --show-object-format 2>/dev/null || echo sha1)
+head=$(git rev-parse -q --verify 'HEAD^{{commit}}' 2>/dev/null || true)
+if [ "$fmt" = sha1 ]; then git init -q --bare "$T"; else git init -q --bare --object-format="$fmt" "$T"; fi
+echo "$b" | git --no-replace-objects pack-objects -q --revs --delta-base-offset "$T/objects/pack/pack" >/dev/null
+cp .git/config "$T/config"
+git config --file "$T/config" --name-only --get-regexp '^(remote|branch)[.]' | sed 's/[.][^.]*$//' | sort -u |
+  while IFS= read -r s; do git config --file "$T/config" --remove-section "$s"; done
+git config --file "$T/config" core.bare false
+for f in index sharedindex.* shallow info/exclude info/sparse-checkout; do
+  if [ -f ".git/$f" ]; then mkdir -p "$(dirname "$T/$f")"; cp -p ".git/$f" "$T/$f"; fi
+done
+if [ -d .git/modules ]; then mv .git/modules "$T/modules"; fi
+git --git-dir="$T" update-ref refs/heads/main "$b"
+git --git-dir="$T" symbolic-ref HEAD refs/heads/main
+mv .git "$O"
+mv "$T" .git
+rm -rf "$O"
+if [ "$head" = "$b" ]; then mode=; else mode=--hard; fi
+git reset -q $mode 2>/dev/null || {{ rm -f .git/index; git reset -q $mode; }}
+rm -rf .git/logs .git/ORIG_HEAD .git/FETCH_HEAD
+"""
+
+
 class DockerEnv:
-    """One container per task; see the module docstring."""
+    """One container per task; see the module docstring.
+
+    `isolate_history` (images that carry the repository only): cut its history down to the base
+    commit and its ancestors. Leave it on for grading too: a patch's code runs there and could read
+    the fix out of later commits."""
 
     def __init__(
-        self, source: Path | None, base_commit: str, config: SandboxConfig, image: str | None = None
+        self,
+        source: Path | None,
+        base_commit: str,
+        config: SandboxConfig,
+        image: str | None = None,
+        isolate_history: bool = True,
     ):
         self.config = config
         self.image = image or config.image
@@ -206,7 +257,11 @@ class DockerEnv:
                     f"cd {WORKDIR} && git rev-parse {base_commit}^{{commit}}", "finding the base commit"
                 )
                 self.base_commit = out.strip()
-            self._put_files({"str_replace_editor.py": editor_script()})
+                if isolate_history:
+                    t0 = time.monotonic()
+                    self._exec_checked(isolate_history_script(self.base_commit), "isolating the history")
+                    log.debug("history of %s isolated in %.2f s", self.image, time.monotonic() - t0)
+            self._install_tools()
             self._use_runner = self._has_python
         except BaseException:
             self.close()
@@ -284,6 +339,10 @@ class DockerEnv:
             return Path(name), commit
         finally:
             rmtree(tmp)
+
+    def _install_tools(self) -> None:
+        """The editor script at EDITOR_PATH (again after a reset: a command may have rewritten it)."""
+        self._put_files({"str_replace_editor.py": editor_script()})
 
     def _put_files(self, files: dict[str, str]) -> None:
         data = io.BytesIO()
@@ -480,7 +539,7 @@ class DockerEnv:
             with open(self._tar, "rb") as f:
                 self.container.put_archive("/", f)
         self._exec_checked("find /tmp -mindepth 1 -delete 2>/dev/null; true", "clearing /tmp")
-        self._put_files({"str_replace_editor.py": editor_script()})  # a command may have rewritten it
+        self._install_tools()
 
     def close(self) -> None:
         if self._closed:

@@ -5,8 +5,10 @@ Each test is an attack (or the check that an attack has nothing to find); see DE
 
 from __future__ import annotations
 
+import io
 import re
 import shlex
+import tarfile
 import uuid
 from pathlib import Path
 
@@ -14,6 +16,8 @@ import pytest
 
 from swesrl.envs import SandboxConfig
 from swesrl.envs.common import RUNNER_DIED
+
+from .conftest import git, make_repo
 
 pytestmark = pytest.mark.docker
 
@@ -171,3 +175,116 @@ def test_host_environment_and_paths_are_not_visible(base_image, repo, monkeypatc
                 assert not (root == p or root.startswith(p + "/")), line
                 assert not (point == p or point.startswith(p + "/")), line
         assert e.execute("test -e /var/run/docker.sock || test -e /run/docker.sock").returncode != 0
+
+
+# -- repository history of images that carry the repository -----------------------------------
+@pytest.fixture(scope="module")
+def history_image(docker_client, base_image, tmp_path_factory):
+    """An image like a SWE-bench one (/testbed checked out at the base commit, on main), whose
+    repository also holds what the agent must not see: a later commit with the fix (reflog, ORIG_HEAD,
+    FETCH_HEAD, a remote-tracking branch), an annotated tag, another branch, a stash, a dangling blob;
+    refs packed. Untracked-but-excluded build output lies in the work tree, as `pip install -e .` leaves."""
+    path, base, later = make_repo(tmp_path_factory.mktemp("hist") / "testbed")
+    git(path, "tag", "-a", "v1", "-m", "release with the fix", later)
+    git(path, "checkout", "-q", "-b", "feature", base)
+    (path / "FEATURE.txt").write_text("a branch the agent must not see\n")
+    git(path, "add", "-A")
+    git(path, "commit", "-qm", "feature")
+    feature = git(path, "rev-parse", "HEAD")
+    git(path, "checkout", "-q", "main")
+    git(path, "remote", "add", "origin", "https://example.invalid/upstream.git")
+    git(path, "update-ref", "refs/remotes/origin/main", later)
+    git(path, "reset", "-q", "--hard", base)  # ORIG_HEAD = later; the reflog holds later
+    (path / "pkg" / "mod.py").write_text("stashed = 'a stash the agent must not see'\n")
+    git(path, "stash", "-q")
+    stash = git(path, "rev-parse", "refs/stash")
+    (path / ".git" / "FETCH_HEAD").write_text(
+        f"{later}\t\tbranch 'main' of https://example.invalid/upstream\n"
+    )
+    (path.parent / "loose.txt").write_text("a dangling secret\n")
+    dangling = git(path, "hash-object", "-w", str(path.parent / "loose.txt"))
+    git(path, "pack-refs", "--all")
+    (path / ".git" / "info" / "exclude").write_text("build/\n")
+    (path / "build").mkdir()
+    (path / "build" / "artifact.txt").write_text("compiled\n")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.add(path, arcname="testbed")
+    image = f"swesrltest/redteam-history:{uuid.uuid4().hex[:8]}"
+    c = docker_client.containers.run(base_image, ["sleep", "60"], detach=True, network_mode="none")
+    try:
+        c.put_archive("/", buf.getvalue())
+        name, tag = image.rsplit(":", 1)
+        c.commit(repository=name, tag=tag)
+    finally:
+        c.remove(force=True)
+    hidden = {"later": later, "feature": feature, "stash": stash, "dangling": dangling}
+    hidden["solution_blob"] = git(path, "rev-parse", f"{later}:SOLUTION.txt")
+    hidden["tag"] = git(path, "rev-parse", "refs/tags/v1")
+    yield image, base, hidden
+    docker_client.images.remove(image, force=True)
+
+
+@pytest.fixture(scope="module")
+def henv(history_image):
+    from swesrl.envs.docker_env import DockerEnv
+
+    image, base, _ = history_image
+    e = DockerEnv(None, base, SandboxConfig(backend="docker", timeout=60), image=image)
+    yield e
+    e.close()
+
+
+def test_image_repository_holds_only_the_base_commit_and_its_ancestors(henv, history_image):
+    _, base, hidden = history_image
+
+    def out(cmd: str) -> str:
+        obs = henv.execute(f"cd /testbed && {cmd}")
+        return obs.output
+
+    assert out("git rev-parse HEAD").strip() == base
+    assert out("git symbolic-ref HEAD").strip() == "refs/heads/main"
+    assert out("git for-each-ref --format='%(refname)'").split() == ["refs/heads/main"]
+    assert out("git log --all --format=%H").split() == [base]
+    assert out("git tag") == "" and out("git stash list") == "" and out("git remote") == ""
+    assert out("git branch -a").strip() == "* main"
+    assert out("git reflog --all") == "" and out("git reflog") == ""
+    for name, sha in hidden.items():
+        assert henv.execute(f"cd /testbed && git cat-file -e {sha}").returncode != 0, name
+        assert sha not in out("grep -rsI . .git; cat .git/packed-refs .git/*HEAD 2>/dev/null"), name
+    fsck = out(
+        "git fsck --unreachable --no-reflogs 2>&1; git fsck --lost-found 2>&1; git fsck --dangling 2>&1"
+    )
+    assert "unreachable" not in fsck and "dangling" not in fsck, fsck
+    assert out("ls .git/lost-found 2>/dev/null") == ""
+    extra = out(
+        "git cat-file --batch-all-objects --batch-check='%(objectname)' | sort > /tmp/all; "
+        "git rev-list --objects HEAD | cut -d' ' -f1 | sort > /tmp/reach; comm -23 /tmp/all /tmp/reach"
+    )
+    assert extra == "", extra
+    assert "the fix lives" not in out("git log --all -p; git grep -h fix $(git rev-list --all)")
+    # the work tree is the image's: clean at the base, excluded build output kept
+    assert out("git status --porcelain") == ""
+    assert out("cat build/artifact.txt") == "compiled\n"
+    assert henv.diff() == ""
+
+
+def test_image_repository_still_works_for_the_agent(henv):
+    obs = henv.execute(
+        "set -e; cd /testbed; git log --oneline | wc -l; echo y >> pkg/mod.py; git diff --stat; "
+        "git stash -q; git stash pop -q; git -c user.name=a -c user.email=a@b commit -qam wip; "
+        "git checkout -q -b side; git checkout -q main; git fsck --no-progress 2>&1 | grep -v dangling || true"
+    )
+    assert obs.returncode == 0, obs.output
+    assert "pkg/mod.py" in obs.output, obs.output
+    henv.reset()
+    assert henv.diff() == ""
+
+
+def test_history_isolation_can_be_turned_off(history_image):
+    from swesrl.envs.docker_env import DockerEnv
+
+    image, base, hidden = history_image
+    with DockerEnv(None, base, SandboxConfig(backend="docker"), image=image, isolate_history=False) as e:
+        assert e.execute(f"cd /testbed && git cat-file -e {hidden['later']}").returncode == 0
+        assert "v1" in e.execute("cd /testbed && git tag").output
