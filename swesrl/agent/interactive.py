@@ -1,5 +1,8 @@
 """`swesrl step`: a person steps an agent through one task, with rich panels.
 
+Model, task and sandbox text is shown verbatim (`rich.text.Text`, never markup): `[...]` in code or
+output is content, not style.
+
 Modes: `auto` (the model acts, one step per Enter), `confirm` (each proposed reply can be accepted,
 edited in $VISUAL/$EDITOR, or replaced), `human` (the person types every action). The episode is
 the same `Agent` as `swesrl run` (same templates, limits and trajectory format), so a stepped
@@ -20,6 +23,7 @@ from typing import Any
 from rich.console import Console
 from rich.panel import Panel
 from rich.syntax import Syntax
+from rich.text import Text
 
 from swesrl.agent.actions import FormatError, format_action, parse_action
 from swesrl.agent.loop import Agent, AgentConfig
@@ -85,10 +89,12 @@ class Stepper:
         try:
             thought, action = parse_action(reply)
         except FormatError as e:
-            self.console.print(Panel(reply, title=f"{title} (malformed: {e})", border_style="red"))
+            self.console.print(
+                Panel(Text(reply), title=Text(f"{title} (malformed: {e})"), border_style="red")
+            )
             return
         if thought:
-            self.console.print(Panel(thought, title="thought", border_style="magenta"))
+            self.console.print(Panel(Text(thought), title="thought", border_style="magenta"))
         self.console.print(Panel(Syntax(action.raw, "xml", word_wrap=True), title=title, border_style="blue"))
 
     def confirm(self, reply: str) -> str | None:
@@ -115,7 +121,7 @@ class Stepper:
 
     def edit(self, reply: str) -> str | None:
         if not (os.environ.get("VISUAL") or os.environ.get("EDITOR")):
-            self.console.print("No $VISUAL or $EDITOR set: type the replacement instead.")
+            self.console.print("No $VISUAL or $EDITOR set: type the replacement instead.", markup=False)
             return self.human_reply()
         import click
 
@@ -138,9 +144,11 @@ class Stepper:
 
     def run(self) -> dict:
         agent = self.agent
-        self.console.print(Panel(agent.messages[1]["content"], title=f"task {agent.instance['instance_id']}"))
+        self.console.print(
+            Panel(Text(agent.messages[1]["content"]), title=Text(f"task {agent.instance['instance_id']}"))
+        )
         if self.mode == "human":
-            self.console.print(HELP)
+            self.console.print(HELP, markup=False)
         while agent.info["exit_status"] is None:
             reply = self.next_reply()
             if agent.info["exit_status"] is not None:
@@ -154,14 +162,14 @@ class Stepper:
             if len(agent.messages) > n + 1 and agent.info["exit_status"] is None:
                 style = "red" if agent.consecutive_format_errors else "green"
                 self.console.print(
-                    Panel(agent.messages[-1]["content"], title="observation", border_style=style)
+                    Panel(Text(agent.messages[-1]["content"]), title="observation", border_style=style)
                 )
         info = agent.info
         info["human_edits"] = self.edited
         agent.save()
         patch = info.get("submission") or "(empty)"
         self.console.print(
-            Panel(Syntax(patch, "diff", word_wrap=True), title=f"exit status: {info['exit_status']}")
+            Panel(Syntax(patch, "diff", word_wrap=True), title=Text(f"exit status: {info['exit_status']}"))
         )
         if info.get("traceback"):
             self.console.print(info["traceback"], markup=False)

@@ -142,6 +142,20 @@ def spawn(*args: str, env: dict | None = None) -> pexpect.spawn:
     )
 
 
+def test_step_shows_bracketed_text_verbatim(suite, tmp_path):
+    """Observations are shown as they are: rich markup in them is text, not style."""
+    child = spawn("step", "-i", str(suite["instances_path"]), "--instance", "acme__calc-1", "--mode", "human")
+    child.expect("action>")
+    child.sendline("printf '%s\\n' 'return ordered[mid]' '[bold]x[/bold] [/] [link=y]z'")
+    child.expect("observation")
+    child.expect("action>")
+    shown = child.before
+    child.sendline(":quit")
+    child.expect(pexpect.EOF)
+    assert "return ordered[mid]" in shown, shown
+    assert "[bold]x[/bold] [/] [link=y]z" in shown, shown
+
+
 def test_step_human_through_a_terminal(suite, tmp_path):
     save = tmp_path / "human.json"
     child = spawn(
