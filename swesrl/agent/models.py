@@ -2,7 +2,8 @@
 
 `get_model(spec)` picks one by prefix from `MODELS`:
 - `hf:PATH`: transformers in this process (CPU or GPU); concurrent callers are batched together.
-- `openai:BASE_URL#MODEL`: any OpenAI-compatible server (`vllm serve`, ...), plain HTTP.
+- `openai:BASE_URL#MODEL`: any OpenAI-compatible server (`vllm serve`, `transformers serve`, ...), plain
+  HTTP; a reasoning field the server split off goes back into the reply as `<think>...</think>`.
 - `replay:TRAJ`: replays the assistant turns of recorded trajectories (one per instance).
 
 Generation stops after the first `</function>`: one reply is one action.
@@ -137,8 +138,15 @@ class HFModel:
 
 
 class OpenAIModel:
-    """POST /v1/chat/completions on any OpenAI-compatible server; retries 429 / 5xx / connection errors
-    with exponential backoff; an unreachable server is a UserError."""
+    """POST /v1/chat/completions on any OpenAI-compatible server (`vllm serve`, `transformers serve`, ...).
+
+    Replies are rebuilt into this project's format: a reasoning field (`reasoning_content`, or vLLM's
+    newer `reasoning`) that the server split off goes back in front of the content as
+    `<think>\nTHOUGHT\n</think>\n` (servers strip the whitespace around it; this is the layout the
+    action format and our checkpoints use), and a stop string the server dropped is put back.
+    Servers that ignore `n` (`transformers serve`) get one request per sample (seed, seed+1, ... when a
+    seed is given, so the samples differ). 429 / 5xx / connection errors are retried with exponential
+    backoff; an unreachable server is a one-line UserError."""
 
     def __init__(
         self,
@@ -162,6 +170,7 @@ class OpenAIModel:
         self.name = f"openai:{base}#{model}"
         self.api_key = api_key or os.environ.get("OPENAI_API_KEY", "EMPTY")
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
+        self.server_honours_n: bool | None = None  # learnt from the first request with n > 1
 
     def _post(self, body: dict) -> dict:
         import requests
@@ -172,10 +181,11 @@ class OpenAIModel:
             last = attempt == self.retries
             try:
                 r = requests.post(url, json=body, headers=headers, timeout=self.timeout)
-            except requests.ConnectionError as e:
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as e:
                 if last:
                     raise UserError(
-                        f"cannot reach OpenAI-compatible server at {self.base}: {type(e).__name__}"
+                        f"cannot reach OpenAI-compatible server at {self.base} "
+                        f"({type(e).__name__} after {self.retries + 1} attempts); is it running?"
                     ) from None
             else:
                 if r.status_code == 200:
@@ -201,16 +211,44 @@ class OpenAIModel:
     def generate(self, messages: list[dict], n: int = 1, **sampling: Any) -> list[str]:
         if "max_new_tokens" in sampling:
             sampling["max_tokens"] = sampling.pop("max_new_tokens")
-        body = {"model": self.model, "messages": messages, "n": n, "stop": [STOP], **sampling}
-        data = self._post(body)
-        outs = []
-        for choice in data["choices"]:
-            text = choice["message"].get("content") or ""
-            # OpenAI-style stops drop the stop string; put it back so the call is complete
-            if choice.get("finish_reason") == "stop" and "<function=" in text and STOP not in text:
-                text += STOP
-            outs.append(cut_at_stop(text))
-        return outs
+        body = {"model": self.model, "messages": messages, "stop": [STOP], **sampling}
+        if n == 1 or self.server_honours_n is False:
+            choices = []
+        else:
+            choices = self._post({**body, "n": n})["choices"]
+            if self.server_honours_n is None:
+                self.server_honours_n = len(choices) >= n
+                if not self.server_honours_n:
+                    log.info("server %s ignores n; sending one request per sample", self.base)
+        for i in range(len(choices), n):
+            seeded = {**body, "seed": int(body["seed"]) + i} if "seed" in body else body
+            choices += self._post(seeded)["choices"][:1]
+        return [reply_text(c) for c in choices[:n]]
+
+
+def reply_text(choice: dict) -> str:
+    """One chat-completion choice as the model wrote it: `<think>` block from the reasoning field,
+    then the content, cut after the first call (and the stop string put back if the server dropped it)."""
+    message = choice.get("message") or {}
+    content = message.get("content") or ""
+    reasoning = next(
+        (
+            message[k]
+            for k in ("reasoning_content", "reasoning")
+            if isinstance(message.get(k), str) and message[k]
+        ),
+        None,
+    )
+    finished = choice.get("finish_reason") == "stop"
+    if "<function=" in content and STOP not in content and finished:
+        content += STOP
+    if reasoning is None or "<think>" in content:
+        return cut_at_stop(content)
+    content = content.lstrip()
+    if not content and not finished:
+        # cut off mid-thought: the server cannot tell us whether </think> came out, most likely not
+        return "<think>\n" + reasoning.lstrip()
+    return cut_at_stop(f"<think>\n{reasoning.strip()}\n</think>" + (f"\n{content}" if content else ""))
 
 
 def replay_turns(traj: dict) -> list[str]:

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from swesrl.agent.actions import format_action
+from swesrl.agent.actions import format_action, parse_action
 from swesrl.agent.loop import load_agent_config, run_agent
 from swesrl.agent.models import HFModel, OpenAIModel, ReplayModel, cut_at_stop, get_model
 from swesrl.envs import env_for_instance
@@ -92,9 +92,13 @@ def test_hf_model_runs_the_loop_on_cpu(hf_model, suite, tmp_path):
 
 
 class ChatServer:
-    """A real HTTP server speaking /v1/chat/completions; replies from a script, can fail first."""
+    """A real HTTP server speaking /v1/chat/completions; replies from a script, can fail first.
 
-    def __init__(self, replies: list[str], failures: list[int] | None = None):
+    A reply is a text (the server applies the stop strings and drops them, like OpenAI and vLLM) or a
+    message dict sent as it is (`finish_reason` in it goes to the choice). `honour_n=False` answers one
+    choice whatever `n` says, like `transformers serve`."""
+
+    def __init__(self, replies: list, failures: list[int] | None = None, honour_n: bool = True):
         self.replies, self.failures, self.requests = list(replies), list(failures or []), []
         server = self
 
@@ -118,19 +122,23 @@ class ChatServer:
                 server.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), **body})
                 if server.failures:
                     return self._send(server.failures.pop(0), {"error": "busy"})
-                text = server.replies.pop(0)
-                # like OpenAI and vLLM: the stop string is not part of the returned text
-                stop = body.get("stop") or []
-                finish = "length"
-                for s in stop:
-                    if s in text:
-                        text, finish = text[: text.index(s)], "stop"
+                reply = server.replies.pop(0)
+                if isinstance(reply, dict):
+                    finish = reply.pop("finish_reason", "stop")
+                    message = {"role": "assistant", **reply}
+                else:
+                    text, finish = reply, "length"
+                    for s in body.get("stop") or []:
+                        if s in text:
+                            text, finish = text[: text.index(s)], "stop"
+                    message = {"role": "assistant", "content": text}
                 choices = [
-                    {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
-                    for i in range(body.get("n", 1))
+                    {"index": i, "message": message, "finish_reason": finish}
+                    for i in range(body.get("n", 1) if server.honour_n else 1)
                 ]
                 self._send(200, {"id": "x", "object": "chat.completion", "choices": choices})
 
+        self.honour_n = honour_n
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
@@ -162,6 +170,53 @@ def test_openai_backend_restores_stop_string_and_retries():
         server.close()
 
 
+def test_openai_backend_folds_reasoning_fields_back():
+    call = format_action("bash", {"command": "ls"})
+    thought = "<think>\nlook\n</think>\n"
+    replies = [
+        # transformers serve: reasoning split off and stripped, the stop string kept, text after it too
+        {"content": call + "\nmore", "reasoning_content": "look"},
+        # vLLM (newer): `reasoning`, whitespace kept, the stop string dropped
+        {"content": "\n" + call[: -len("</function>")], "reasoning": "\nlook\n"},
+        # cut off mid-thought (max_tokens): no content, so most likely no </think> either
+        {"content": "", "reasoning_content": "lo", "finish_reason": "length"},
+        # a thought and then the end of the turn, no call
+        {"content": None, "reasoning_content": "look"},
+        # content that holds its own <think> is kept as it is; an empty reasoning field is no thought
+        {"content": thought + call, "reasoning_content": "look"},
+        {"content": call, "reasoning_content": ""},
+    ]
+    server = ChatServer(replies)
+    try:
+        model = get_model(f"openai:{server.url}#tiny")
+        outs = [model.generate(MESSAGES)[0] for _ in replies]
+    finally:
+        server.close()
+    assert outs == [
+        thought + call,
+        thought + call,
+        "<think>\nlo",
+        "<think>\nlook\n</think>",
+        thought + call,
+        call,
+    ]
+    assert [parse_action(o) for o in outs[:2]] == [("look", parse_action(call)[1])] * 2
+
+
+def test_openai_backend_sends_one_request_per_sample_where_the_server_ignores_n():
+    server = ChatServer([f"reply {i}" for i in range(6)], honour_n=False)
+    try:
+        model = get_model(f"openai:{server.url}#tiny")
+        assert model.generate(MESSAGES, n=3, temperature=1.0, seed=7) == ["reply 0", "reply 1", "reply 2"]
+        assert model.server_honours_n is False
+        assert model.generate(MESSAGES, n=2, temperature=1.0) == ["reply 3", "reply 4"]
+        assert model.generate(MESSAGES) == ["reply 5"]
+    finally:
+        server.close()
+    sent = [(r.get("n"), r.get("seed")) for r in server.requests]
+    assert sent == [(3, 7), (None, 8), (None, 9), (None, None), (None, None), (None, None)]
+
+
 def test_openai_backend_gives_up_on_client_errors_and_unreachable_servers():
     server = ChatServer([], failures=[400])
     try:
@@ -170,8 +225,9 @@ def test_openai_backend_gives_up_on_client_errors_and_unreachable_servers():
     finally:
         server.close()
     dead = get_model(f"openai:{server.url}#tiny", retries=1, backoff=0.01)
-    with pytest.raises(UserError, match="cannot reach"):
+    with pytest.raises(UserError, match="cannot reach") as e:
         dead.generate(MESSAGES)
+    assert "\n" not in str(e.value) and "2 attempts" in str(e.value)
     with pytest.raises(UserError, match="cannot reach"):
         dead.ping()
 
