@@ -26,6 +26,7 @@ from typing import Literal
 from pydantic import Field
 
 from swesrl.config import StrictModel, load_config
+from swesrl.training.context import chat_tokens, context_length, fit_context
 from swesrl.training.srl import ModelConfig, latest_checkpoint, load_policy, world_size
 from swesrl.utils import UserError, iter_jsonl
 
@@ -37,6 +38,9 @@ class SFTDataConfig(StrictModel):
     """`sft.jsonl` from `swesrl data build` (rows: {"messages": [...]})."""
     limit: int | None = None
     """Use only the first N rows."""
+    too_long: Literal["drop", "error"] = "drop"
+    """Rows longer than the model's context (or `train.max_length`): dropped with one warning, or
+    refused (`training/context.py`); TRL would cut them, often through the reply."""
 
 
 class SFTTrainConfig(StrictModel):
@@ -212,6 +216,11 @@ def train_sft(cfg: SFTConfig) -> dict:
         tokenizer.chat_template = training_chat_template(tokenizer, cfg.model.path)
     if t.assistant_only_loss:
         dataset = tokenize_sft_dataset(dataset, tokenizer, t.loss_on)
+        length = lambda row: len(row["input_ids"])  # noqa: E731
+    else:
+        length = lambda row: chat_tokens(tokenizer, row["messages"])  # noqa: E731
+    limits = [n for n in (context_length(model), t.max_length) if n]
+    dataset = fit_context(dataset, length, min(limits) if limits else None, 0, "SFT", cfg.data.too_long)
     report_to = [r for r in o.report_to if r != "none"]
     args = TRLSFTConfig(
         output_dir=o.dir,

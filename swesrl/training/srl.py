@@ -40,6 +40,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from swesrl.config import StrictModel, load_config
+from swesrl.training.context import chat_tokens, context_length, fit_context
 from swesrl.utils import UserError, iter_jsonl
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,9 @@ class DataConfig(StrictModel):
     """`srl.jsonl` from `swesrl data build` (rows: prompt messages + expert_action)."""
     limit: int | None = None
     """Use only the first N rows (smoke tests)."""
+    too_long: Literal["drop", "error"] = "drop"
+    """Rows whose prompt plus `max_completion_length` exceed the model's context: dropped with
+    one warning, or refused (`training/context.py`)."""
 
 
 class RewardConfig(StrictModel):
@@ -219,6 +223,12 @@ def make_reward_func(cfg: RewardConfig):
         rewards = srl_reward(completions, expert_action, compare=cfg.compare, require_think=cfg.require_think)
         if log_metric is not None and rewards:
             log_metric("format_failure_rate", sum(r == FORMAT_FAILURE for r in rewards) / len(rewards))
+        if rewards and all(r == FORMAT_FAILURE for r in rewards):
+            log.warning(
+                "every one of %d completions failed the format (reward -1, no gradient): check that "
+                "prompts fit the context and that the model writes <think>...</think> then one call",
+                len(rewards),
+            )
         return rewards
 
     return srl_similarity
@@ -479,6 +489,14 @@ def train_srl(cfg: SRLConfig) -> dict:
 
     dataset = load_srl_dataset(cfg.data.path, cfg.data.limit)
     model, tokenizer = load_policy(cfg.model)
+    dataset = fit_context(
+        dataset,
+        lambda row: chat_tokens(tokenizer, row["prompt"], add_generation_prompt=True),
+        context_length(model),
+        cfg.train.max_completion_length,
+        "SRL",
+        cfg.data.too_long,
+    )
     args = grpo_args(cfg)
     out_dir = Path(cfg.output.dir)
     trainer = make_trainer_class()(
