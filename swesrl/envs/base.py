@@ -59,6 +59,10 @@ class SandboxConfig(StrictModel):
     """Docker CPU quota."""
     env: dict[str, str] = {}
     """Extra environment variables for commands inside the sandbox."""
+    task_python: str = "env"
+    """Local backend: the Python a task's code runs with. `env`: a task environment with pytest, made
+    once and mounted read-only (`envs/taskenv.py`); `host`: the trainer's own interpreter and
+    packages; or the path of another Python prefix (a venv or conda env) to mount and put on PATH."""
     unsafe_no_sandbox: bool = False
     """Local backend only: where bubblewrap cannot isolate commands, run them as plain host
     processes anyway (no isolation at all; never for RL on untrusted policies). Off: refuse."""

@@ -52,6 +52,7 @@ from swesrl.envs.common import (
     runner_command,
     sandbox_env,
 )
+from swesrl.envs.taskenv import task_env
 from swesrl.utils import UserError
 
 log = logging.getLogger(__name__)
@@ -254,6 +255,7 @@ class LocalEnv:
             self.memory = parse_size(config.memory)
             if self.sandboxed:
                 self.cgroup = Cgroup(config.pids, self.memory)
+            self.python_prefixes = self._python_prefixes()
             self._argv = self._bwrap_argv() if self.sandboxed else []
             self._env = sandbox_env(config.env, self._python_bins())
             self._start_runner()
@@ -262,11 +264,19 @@ class LocalEnv:
             raise
 
     # -- sandbox command line -------------------------------------------------------------
-    @staticmethod
-    def _python_bins() -> list[str]:
-        """The Python running swesrl (and its packages, e.g. pytest) is visible in the sandbox."""
+    def _python_prefixes(self) -> list[str]:
+        """Python prefixes commands see, the one on PATH first: the task environment (`taskenv.py`)
+        and the base interpreter it links to; or, with `task_python: host`, the trainer's own."""
+        if self.config.task_python == "host" or not self.sandboxed:
+            return list(dict.fromkeys([sys.prefix, sys.base_prefix]))
+        if self.config.task_python != "env":
+            return list(dict.fromkeys([self.config.task_python, sys.base_prefix]))
+        env = task_env()
+        return [str(env), sys.base_prefix] if env else list(dict.fromkeys([sys.prefix, sys.base_prefix]))
+
+    def _python_bins(self) -> list[str]:
         bins = []
-        for prefix in dict.fromkeys([sys.prefix, sys.base_prefix]):
+        for prefix in self.python_prefixes[:1] if self.sandboxed else self.python_prefixes:
             b = os.path.join(prefix, "bin")
             if os.path.isdir(b) and prefix not in ("/usr", "/usr/local"):
                 bins.append(b)
@@ -290,7 +300,7 @@ class LocalEnv:
             a += ["--ro-bind", "/dev/null", p] if kind == "file" else ["--tmpfs", p, "--remount-ro", p]
         a += ["--proc", "/proc", "--dev", "/dev"]
         a += ["--bind", str(self.tmp), "/tmp", "--bind", str(self.home), "/root"]
-        for prefix in dict.fromkeys([sys.prefix, sys.base_prefix]):
+        for prefix in self.python_prefixes:
             if not any(prefix == f"/{d}" or prefix.startswith(f"/{d}/") for d in SYSTEM_DIRS):
                 a += ["--ro-bind", prefix, prefix]
         a += ["--bind", str(self.state), STATE_DIR, "--bind", str(self.workspace), WORKDIR]
@@ -310,7 +320,8 @@ class LocalEnv:
         return ["bash", "-c", " && ".join([*steps, 'exec "$@"']), "bash", *argv]
 
     def _start_runner(self) -> None:
-        runner = runner_command(sys.executable)
+        python = os.path.join(self.python_prefixes[0], "bin", "python3") if self.sandboxed else sys.executable
+        runner = runner_command(python if os.path.exists(python) else sys.executable)
         if self.sandboxed:
             envs = [x for k, v in self._env.items() for x in ("--setenv", k, v)]
             argv, env = [*self._argv, *envs, "--", *runner], {"PATH": os.environ.get("PATH", "")}
