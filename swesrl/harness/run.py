@@ -130,21 +130,25 @@ ACTIVATE = "if [ -f /opt/miniconda3/bin/activate ]; then source /opt/miniconda3/
 
 
 def _eval_parts(spec: EvalSpec) -> tuple[list[str], list[str]]:
-    """(set-up lines, test lines). The set-up (environment activation, eval commands, install, test
-    file reset and test patch of a swebench 5 eval script) runs as one command; the test lines run
-    as a command of their own, so the log is exactly what the tests printed and their exit status
-    comes from the sandbox's runner, after every process they left was killed."""
-    if spec.eval_script is None:
-        return [], [f"cd {WORKDIR}", ACTIVATE, spec.test_cmd or ""]
-    from swebench.harness.constants import END_TEST_OUTPUT, START_TEST_OUTPUT
-    from swebench.harness.utils import parse_eval_script
+    """(set-up lines, test lines) of `spec.eval_script` (`split_eval_script`). The set-up (environment
+    activation, eval commands, install, test-file reset and test patch) runs as one command; the test
+    lines run as a command of their own, so the log is exactly what the tests printed and their exit
+    status comes from the sandbox's runner, after every process they left was killed. The test lines
+    start in the directory the set-up ended in, as in one script. Before a script's own set-up the
+    files `test_patch` touches are reset (those base_commit lacks removed), so a model patch cannot
+    pre-create a file the test patch adds (SWE-bench's reset covers existing files only)."""
+    from swesrl.harness.spec import reset_test_files, split_eval_script
 
-    lines = parse_eval_script(spec.eval_script)
-    i = next((k for k, ln in enumerate(lines) if START_TEST_OUTPUT in ln), None)
-    j = next((k for k, ln in enumerate(lines) if END_TEST_OUTPUT in ln), None)
-    if i is None or j is None or j <= i:
-        raise ValueError("eval_script has no >>>>> Start/End Test Output markers around its test command")
-    return ["set -uxo pipefail", *lines[:i]], ["set -uxo pipefail", *lines[i + 1 : j]]
+    if spec.eval_script is None:  # an EvalSpec made by hand
+        return [], [f"cd {WORKDIR}", ACTIVATE, spec.test_cmd or ""]
+    header, setup, tests = split_eval_script(spec.eval_script)
+    if spec.kind != "test_cmd" and spec.test_files:  # a test_cmd script starts with this reset
+        setup = [reset_test_files(spec.base_commit, spec.test_files), *setup]
+    cwd = "SWESRL_EVAL_CWD"
+    return (
+        [*header, *setup, f'export {cwd}="$PWD"'],
+        [f'cd "${{{cwd}:-{WORKDIR}}}"; unset {cwd}', *header, *tests],
+    )
 
 
 def _expects_reporter(spec: EvalSpec, test_lines: list[str]) -> bool:

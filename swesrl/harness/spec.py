@@ -1,58 +1,41 @@
-"""How to test one instance: test command, log parser, grading mode, image.
+"""How to test one instance: its eval script, log parser, grading mode, image.
 
-Three kinds of instance are supported, in this order of precedence:
+`make_eval_spec(instance).eval_script` is the script the harness runs for every kind of instance,
+in this order of precedence:
 
-1. **swebench 5 instances** carry `eval_script`, `log_parser`, `eval_type` and `image`; the
-   package's own `make_test_spec` turns them into a TestSpec and their eval script is run as is
-   (it resets the test files and applies the test patch itself).
-2. **Instances with `test_cmd`** (the bundled tasks, SWE-smith style sets): the harness resets
-   the files `test_patch` touches, applies `test_patch` and runs `test_cmd` from /testbed.
-3. **Classic instances** (SWE-bench / Lite / Verified fields only). swebench 5 dropped the
-   per-repo/version specs, so a documented fallback is used: the official evaluation image
-   `<namespace>/sweb.eval.x86_64.<instance_id with "__" -> "_1776_">` and the per-repo default test
-   command in `DEFAULT_TEST_CMDS` followed by the test files of `test_patch` (the "test
-   directives", as swebench 4 built them). The test command runs inside the image's `testbed`
-   conda environment when the image has one. This reproduces the official commands for the
-   common versions of each repository; exact parity for every version needs instances that
-   carry their own `eval_script` (kind 1).
+1. **swebench 5 instances** carry `eval_script`, `log_parser`, `eval_type` and `image`: their own
+   eval script (it resets the test files and applies the test patch itself).
+2. **Instances with `test_cmd`** (the bundled tasks, SWE-smith style sets): `test_cmd_script`, the
+   harness's script: reset the files `test_patch` touches (removing those base_commit lacks),
+   apply `test_patch`, then, between the markers, run `test_cmd` from /testbed in the image's
+   `testbed` conda environment when it has one.
+3. **Classic instances** (SWE-bench / Lite / Verified / Multimodal / Multilingual fields only):
+   SWE-bench's official eval script, built by `official.py` from swebench 4.1's per-repository,
+   per-version specs (swebench 5 dropped them), in the official evaluation image
+   `<namespace>/sweb.eval.x86_64.<instance_id with "__" -> "_1776_">`. A repository or version
+   that table lacks is an error naming it: such an instance needs `test_cmd` or `eval_script`.
+
+`run.py` runs the script in two commands split at the `>>>>> Start Test Output` / `End` markers
+(`split_eval_script`): the set-up, then the test lines, whose output alone is the test log.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
+from swesrl.envs.base import WORKDIR
+from swesrl.harness import official
 from swesrl.tasks.instances import Instance
 
 DEFAULT_NAMESPACE = "swebench"
+ACTIVATE = "if [ -f /opt/miniconda3/bin/activate ]; then source /opt/miniconda3/bin/activate; conda activate testbed; fi"
+"""Enter the image's `testbed` conda environment when it has one (SWE-bench images do)."""
 
-# swebench 4.x `MAP_REPO_VERSION_TO_SPECS[repo][version]["test_cmd"]` for the repositories of
-# SWE-bench / Lite / Verified (the most common value per repository).
-_PYTEST = "pytest --no-header -rA --tb=no -p no:cacheprovider"
-DEFAULT_TEST_CMDS: dict[str, str] = {
-    "astropy/astropy": "pytest -rA -vv -o console_output_style=classic --tb=no",
-    "django/django": "./tests/runtests.py --verbosity 2 --settings=test_sqlite --parallel 1",
-    "marshmallow-code/marshmallow": _PYTEST,
-    "matplotlib/matplotlib": _PYTEST,
-    "mwaskom/seaborn": "pytest --no-header -rA",
-    "pallets/flask": _PYTEST,
-    "psf/requests": _PYTEST,
-    "pvlib/pvlib-python": _PYTEST,
-    "pydata/xarray": _PYTEST,
-    "pydicom/pydicom": _PYTEST,
-    "pylint-dev/astroid": _PYTEST,
-    "pylint-dev/pylint": _PYTEST,
-    "pytest-dev/pytest": "pytest -rA",
-    "pyvista/pyvista": _PYTEST,
-    "scikit-learn/scikit-learn": _PYTEST,
-    "sqlfluff/sqlfluff": _PYTEST,
-    "sphinx-doc/sphinx": "tox --current-env -epy39 -v --",
-    "sympy/sympy": "PYTHONWARNINGS='ignore::UserWarning,ignore::SyntaxWarning' bin/test -C --verbose",
-}
-
-# Files in a test patch that are data, not tests (swebench.harness.constants.NON_TEST_EXTS).
+# `diff --git` headers, or `---` / `+++` lines for diffs without them.
 _DIFF_FILE = re.compile(r"^diff --git a/(\S+) b/(\S+)", re.M)
 _MINUS_FILE = re.compile(r"^--- (?:a/)?(\S+)", re.M)
 _PLUS_FILE = re.compile(r"^\+\+\+ (?:b/)?(\S+)", re.M)
@@ -72,25 +55,6 @@ def patch_files(patch: str) -> list[str]:
         if p != "/dev/null" and p not in out:
             out.append(p)
     return out
-
-
-def test_directives(instance: Instance) -> list[str]:
-    """The test files of `test_patch` as the repository's runner wants them (swebench 4 rule)."""
-    from swebench.harness.constants import NON_TEST_EXTS
-
-    files = [
-        f
-        for f in patch_files(instance.get("test_patch", ""))
-        if not any(f.endswith(e) for e in NON_TEST_EXTS)
-    ]
-    if instance["repo"] == "django/django":
-        out = []
-        for f in files:
-            f = f[: -len(".py")] if f.endswith(".py") else f
-            f = f[len("tests/") :] if f.startswith("tests/") else f
-            out.append(f.replace("/", "."))
-        return out
-    return files
 
 
 def official_image(instance_id: str, namespace: str = DEFAULT_NAMESPACE, arch: str = "x86_64") -> str:
@@ -130,14 +94,16 @@ class EvalSpec:
     log_parser: str
     eval_type: str
     test_cmd: str | None = None
-    """Shell command run from /testbed (kinds 2 and 3); None for kind 1."""
+    """The instance's own test command (kind "test_cmd"); None otherwise."""
     eval_script: str | None = None
-    """swebench 5 eval script (kind 1); None otherwise."""
+    """The script the harness runs (every kind; None only when `problems` says why)."""
     test_files: list[str] = field(default_factory=list)
-    """Files reset to base_commit before `test_patch` is applied (kinds 2 and 3)."""
+    """Files `test_patch` touches: reset to base_commit (removed if it lacks them) before it is applied."""
+    base_commit: str = ""
     image: str | None = None
     """Docker image named by the instance or the official-image fallback (None: backend default)."""
     kind: str = "test_cmd"
+    """"eval_script" (swebench 5), "test_cmd" or "classic" (the official SWE-bench script)."""
     problems: list[str] = field(default_factory=list)
     """Why this instance cannot be evaluated (empty when it can)."""
 
@@ -156,6 +122,85 @@ class EvalSpec:
             log_parser=self.log_parser,
             eval_type=self.eval_type,
         )
+
+
+def reset_test_files(base_commit: str, files: list[str]) -> str:
+    """One command: each file back to base_commit, or removed where base_commit lacks it (so a
+    model patch cannot pre-create a file the test patch adds)."""
+    base = shlex.quote(base_commit)
+    cmds = [f"cd {WORKDIR}"]
+    for f in files:
+        q = shlex.quote(f)
+        cmds.append(
+            f"if git cat-file -e {base}:{q} 2>/dev/null; then git checkout {base} -- {q}; else rm -rf -- {q}; fi"
+        )
+    return " && ".join(cmds)
+
+
+def _heredoc(text: str) -> tuple[str, str]:
+    """(delimiter, body) for `<<'delimiter'` giving exactly `text` (a delimiter no line equals)."""
+    body = text if text.endswith("\n") else text + "\n"
+    delim = official.HEREDOC_DELIMITER
+    while delim in body.split("\n"):
+        delim += "_"
+    return delim, body
+
+
+def test_cmd_script(instance: Instance, test_cmd: str) -> str:
+    """The harness's eval script for an instance with `test_cmd`: test files reset, test patch
+    applied (set-up, one `&&` chain), then the test command from /testbed in `testbed`'s env."""
+    setup = reset_test_files(instance["base_commit"], patch_files(instance.get("test_patch", "")))
+    if instance.get("test_patch", "").strip():
+        delim, body = _heredoc(instance["test_patch"])
+        setup += f" && git apply --verbose - <<'{delim}'\n{body}{delim}"
+    return "\n".join(
+        [
+            "#!/bin/bash",
+            setup,
+            f": '{official.START_TEST_OUTPUT}'",
+            f"cd {WORKDIR}",
+            ACTIVATE,
+            test_cmd,
+            f": '{official.END_TEST_OUTPUT}'",
+            "",
+        ]
+    )
+
+
+_HEREDOC_START = re.compile(r"(?<!<)<<-?\s*(['\"]?)([A-Za-z_][A-Za-z0-9_]*)\1")
+
+
+def split_eval_script(script: str) -> tuple[list[str], list[str], list[str]]:
+    """(header `set` lines, set-up lines, test lines) of an eval script: the test lines are those
+    between the `>>>>> Start Test Output` and `>>>>> End Test Output` markers (lines after the end
+    marker, the final test-file reset, are dropped: the sandbox is thrown away). Markers inside a
+    heredoc (a test patch that prints them) do not count. Raises ValueError without markers."""
+    lines = script.split("\n")
+    while lines and not lines[-1].strip():
+        lines.pop()
+    header: list[str] = []
+    k = 0
+    while k < len(lines) and (lines[k].startswith("#!") or lines[k].startswith("set -")):
+        if lines[k].startswith("set -"):
+            header.append(lines[k])
+        k += 1
+    body = lines[k:]
+    start = end = None
+    pending: list[str] = []  # heredoc delimiters still open, in order
+    for n, ln in enumerate(body):
+        if pending:
+            if ln == pending[0] or ln.lstrip("\t") == pending[0]:
+                pending.pop(0)
+            continue
+        if start is None and official.START_TEST_OUTPUT in ln:
+            start = n
+        elif start is not None and official.END_TEST_OUTPUT in ln:
+            end = n
+            break
+        pending += [m.group(2) for m in _HEREDOC_START.finditer(ln)]
+    if start is None or end is None:
+        raise ValueError("eval_script has no >>>>> Start/End Test Output markers around its test command")
+    return header, body[:start], body[start + 1 : end]
 
 
 def _as_list(v: Any) -> list[str]:
@@ -187,23 +232,30 @@ def make_eval_spec(instance: Instance, namespace: str = DEFAULT_NAMESPACE) -> Ev
         pass_to_pass=_as_list(inst.get("PASS_TO_PASS")),
         log_parser=parser,
         eval_type=eval_type,
+        test_files=patch_files(inst.get("test_patch", "")),
+        base_commit=inst.get("base_commit", ""),
         image=inst.get("image") or inst.get("image_name") or None,
         problems=problems,
     )
     if inst.get("eval_script"):
         spec.kind = "eval_script"
         spec.eval_script = inst["eval_script"]
-        return spec
-    spec.test_files = patch_files(inst.get("test_patch", ""))
-    if inst.get("test_cmd"):
+    elif inst.get("test_cmd"):
         spec.kind = "test_cmd"
         spec.test_cmd = inst["test_cmd"]
-    elif repo in DEFAULT_TEST_CMDS:
-        spec.kind = "classic"
-        spec.test_cmd = " ".join([DEFAULT_TEST_CMDS[repo], *test_directives(instance)])
-        spec.image = spec.image or official_image(spec.instance_id, namespace)
+        spec.eval_script = test_cmd_script(instance, inst["test_cmd"])
     else:
-        problems.append(
-            f"no test command: {repo!r} has no default, so the instance needs `test_cmd` or `eval_script`"
-        )
+        spec.kind = "classic"
+        spec.image = spec.image or official_image(spec.instance_id, namespace)
+        try:
+            spec.eval_script = official.eval_script(inst)
+        except official.NoOfficialScript as e:
+            problems.append(f"no test command: {e}; the instance needs `test_cmd` or `eval_script`")
+        except Exception as e:  # noqa: BLE001 - an unparsable test_patch is this instance's problem
+            problems.append(f"cannot build the official eval script: {type(e).__name__}: {e}")
+    if spec.eval_script is not None:
+        try:
+            split_eval_script(spec.eval_script)
+        except ValueError as e:
+            problems.append(str(e))
     return spec

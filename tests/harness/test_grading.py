@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from swesrl.harness import spec as specs
+from swesrl.harness import official
 from swesrl.harness.grading import format_test_output, grade, parse_test_output, status_map
 from swesrl.harness.spec import make_eval_spec, official_image
 
@@ -93,21 +93,36 @@ def test_nonzero_exit_without_failures_rejects_the_log():
     assert grade(spec, "", 0)["log_rejected"] == "no test results in the log"
 
 
-def test_classic_instance_fallbacks():
+def test_classic_instance_gets_the_official_eval_script():
     tp = (
         "diff --git a/tests/forms_tests/test_x.py b/tests/forms_tests/test_x.py\n--- a/tests/forms_tests/test_x.py\n"
         "+++ b/tests/forms_tests/test_x.py\n@@ -1 +1 @@\n-a\n+b\n"
         "diff --git a/tests/data.json b/tests/data.json\n--- a/tests/data.json\n+++ b/tests/data.json\n@@ -1 +1 @@\n-a\n+b\n"
     )
-    django = inst(instance_id="django__django-11099", repo="django/django", test_patch=tp, test_cmd=None)
+    django = inst(
+        instance_id="django__django-11099", repo="django/django", test_patch=tp, test_cmd=None, version="3.0"
+    )
     spec = make_eval_spec(django)
-    assert spec.kind == "classic" and not spec.problems
-    assert spec.test_cmd.startswith("./tests/runtests.py") and spec.test_cmd.endswith(" forms_tests.test_x")
+    assert spec.kind == "classic" and not spec.problems and spec.test_cmd is None
+    lines = spec.eval_script.splitlines()
+    test = lines[lines.index(": '>>>>> Start Test Output'") + 1]
+    assert test == "./tests/runtests.py --verbosity 2 --settings=test_sqlite --parallel 1 forms_tests.test_x"
+    assert "git checkout abc tests/forms_tests/test_x.py tests/data.json" in lines  # reset before and after
+    assert lines[-1] == "git checkout abc tests/forms_tests/test_x.py tests/data.json"
     assert spec.log_parser == "parse_log_django"
     assert spec.image == "swebench/sweb.eval.x86_64.django_1776_django-11099:latest"
     assert official_image("a__b-1", "me") == "me/sweb.eval.x86_64.a_1776_b-1:latest"
-    assert specs.test_directives(inst(repo="pydata/xarray", test_patch=tp)) == ["tests/forms_tests/test_x.py"]
+    assert official.test_directives(inst(repo="pydata/xarray", test_patch=tp)) == [
+        "tests/forms_tests/test_x.py"
+    ]
     assert spec.test_files == ["tests/forms_tests/test_x.py", "tests/data.json"]
+    # versions and repositories swebench 4.1 does not know are errors that name them
+    (why,) = make_eval_spec({**django, "version": "0.9"}).problems
+    assert "django/django version '0.9'" in why and "needs `test_cmd` or `eval_script`" in why
+    (why,) = make_eval_spec({**django, "repo": "o/r"}).problems
+    assert "no specs for repository 'o/r'" in why
+    (why,) = make_eval_spec({**django, "repo": "dbt-labs/dbt-core", "version": "1.7"}).problems
+    assert "cannot build an eval script" in why and "test_cmd" in why
 
 
 def test_swebench5_instance_and_missing_test_command():

@@ -198,10 +198,20 @@ def test_docker_backend_grades_like_local(docker_client, calc_suite, calc_mirror
     assert rep["status"] == Status.TIMEOUT.value
 
 
+# A stand-in for miniconda's activate script: `conda activate testbed` puts the environment's bin
+# first on PATH, as in the official images (the only `pytest` of the image lives there).
+FAKE_ACTIVATE = """\
+conda() {
+  if [ "$1" = activate ]; then export CONDA_DEFAULT_ENV="$2" PATH="/opt/miniconda3/envs/$2/bin:$PATH"; fi
+}
+"""
+
+
 @pytest.fixture
 def official_style_image(docker_client, calc_suite, calc_mirror, tmp_path):
-    """A local stand-in for an official SWE-bench image: the repository at /testbed and installed, `pytest`.
-    Tagged under a test namespace with SWE-bench's naming, as `--namespace` would find it."""
+    """A local stand-in for an official SWE-bench image: the repository at /testbed, importable,
+    `pytest` only inside the `testbed` conda environment. Tagged under a test namespace with
+    SWE-bench's naming, as `--namespace` would find it."""
     import io
     import subprocess
     import tarfile
@@ -215,11 +225,15 @@ def official_style_image(docker_client, calc_suite, calc_mirror, tmp_path):
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         tar.add(work, arcname="testbed")
+        info = tarfile.TarInfo("opt/miniconda3/bin/activate")
+        info.size = len(FAKE_ACTIVATE)
+        tar.addfile(info, io.BytesIO(FAKE_ACTIVATE.encode()))
     image = official_image("pallets__flask-9999", "swesrltest")
     c = docker_client.containers.run("swesrl/base:latest", ["sleep", "60"], detach=True, network_mode="none")
     try:
         c.put_archive("/", buf.getvalue())
-        c.exec_run(["ln", "-sf", "/usr/bin/pytest-3", "/usr/local/bin/pytest"])
+        env_bin = "/opt/miniconda3/envs/testbed/bin"
+        c.exec_run(["sh", "-c", f"mkdir -p {env_bin} && mv /usr/bin/pytest {env_bin}/pytest"])
         # the package is installed, as `pip install -e .` leaves it in the official images
         c.exec_run(["sh", "-c", "echo /testbed > /usr/lib/python3/dist-packages/testbed.pth"])
         repo, tag = image.rsplit(":", 1)
@@ -231,24 +245,43 @@ def official_style_image(docker_client, calc_suite, calc_mirror, tmp_path):
 
 
 @pytest.mark.docker
-def test_classic_instance_uses_official_image_and_default_test_command(
+def test_classic_instance_runs_the_official_eval_script_in_the_official_image(
     official_style_image, calc_suite, tmp_path
 ):
-    """A SWE-bench instance with only the classic fields (no test_cmd, no mirror): the fallback picks
-    the official image name and the repository's default command with the test patch's files."""
-    src = calc_suite[1]["demo__calc-1"]
-    classic = {
-        k: src[k] for k in ("base_commit", "patch", "test_patch", "FAIL_TO_PASS", "PASS_TO_PASS", "version")
-    }
-    classic.update(instance_id="pallets__flask-9999", repo="pallets/flask", problem_statement="add is wrong")
+    """A SWE-bench instance with only the classic fields (no test_cmd, no mirror): the official image
+    name and SWE-bench's own eval script for pallets/flask 2.3 (swebench 4.1's specs: activate
+    `testbed`, git status/show/diff, `pip install -e .`, reset and apply the test patch, `pytest -rA`
+    with the test patch's files), split at its markers by the harness."""
+    from swesrl.harness import official
+    from swesrl.harness.spec import make_eval_spec
+
+    fields = ("base_commit", "patch", "test_patch", "FAIL_TO_PASS", "PASS_TO_PASS")
+    src, src2 = calc_suite[1]["demo__calc-1"], calc_suite[1]["demo__calc-2"]
+    classic = {k: src[k] for k in fields}
+    classic.update(
+        instance_id="pallets__flask-9999", repo="pallets/flask", version="2.3", problem_statement="x"
+    )
+    spec = make_eval_spec(classic)
+    assert spec.kind == "classic" and spec.eval_script == official.eval_script(classic)
     cfg = SandboxConfig(backend="docker")
     rep = grade_patch(
         classic, classic["patch"], cfg, None, timeout=120, namespace="swesrltest", log_dir=tmp_path
     )
     log = (tmp_path / "test_output.txt").read_text()
     assert rep["kind"] == "classic" and rep["status"] == Status.RESOLVED.value, log
+    assert "+ conda activate testbed" in log and "+ git -c core.fileMode=false diff" in log  # the set-up
+    section, _ = parse_test_output(log, rep["nonce"])
+    assert "+ pytest -rA tests/test_ops.py" in section and "PASSED tests/test_ops.py::test_add" in section
     rep = grade_patch(classic, WRONG, cfg, mirror=None, timeout=120, namespace="swesrltest")
     assert rep["status"] == Status.UNRESOLVED.value
+    # the test patch adds a file; a patch that writes it itself does not get its own test graded
+    new = {**classic, **{k: src2[k] for k in fields}, "PASS_TO_PASS": []}  # only tests/test_neg.py runs
+    assert grade_patch(new, new["patch"], cfg, None, timeout=120, namespace="swesrltest")["resolved"] is True
+    cheat = (
+        "diff --git a/tests/test_neg.py b/tests/test_neg.py\nnew file mode 100644\n--- /dev/null\n"
+        "+++ b/tests/test_neg.py\n@@ -0,0 +1,2 @@\n+def test_neg():\n+    pass\n"
+    )
+    assert grade_patch(new, cheat, cfg, None, timeout=120, namespace="swesrltest")["resolved"] is False
 
 
 def swebench5_instance(src: dict) -> dict:
