@@ -114,6 +114,11 @@ def eval_cmd(
         "--unsafe-no-sandbox",
         help="Where bubblewrap cannot isolate tests (local backend), run them unsandboxed: no isolation.",
     ),
+    dry_run: bool = typer.Option(
+        False,
+        "--dry-run",
+        help="Print each instance's eval script (classic instances: SWE-bench's official one) and run nothing.",
+    ),
 ) -> None:
     """Evaluate patches SWE-bench style: apply, run FAIL_TO_PASS / PASS_TO_PASS tests, grade, report."""
     from rich.console import Console
@@ -126,7 +131,7 @@ def eval_cmd(
     console = Console(stderr=True)
     if backend not in ("local", "docker"):
         raise UserError(f"--backend must be local or docker, got {backend!r}")
-    if not gold and predictions is None:
+    if not gold and not dry_run and predictions is None:
         raise UserError("give --predictions FILE, or --gold to validate the dataset")
     insts, problems = load_instances_lenient(instances)
     if ids:
@@ -136,6 +141,11 @@ def eval_cmd(
         insts = [i for i in insts if i["instance_id"] in set(wanted)]
         if not insts:
             raise UserError("--ids: none of the given ids is in the instances file")
+    if dry_run:
+        for p in problems:
+            console.print(f"[yellow]warning:[/] {p}", highlight=False, soft_wrap=True)
+        _print_eval_scripts(insts, namespace, console)
+        return
     mirror = repo_mirror if repo_mirror is not None else default_mirror(instances)
     kw: dict[str, Any] = dict(
         backend=backend, workers=workers, timeout=timeout, mirror=mirror, namespace=namespace,
@@ -193,6 +203,45 @@ def eval_cmd(
     for iid, why in summary["errors"].items():
         console.print(f"[red]error[/] {iid}: {why}", highlight=False, soft_wrap=True)
     console.print(f"summary: {Path(out) / rid / 'summary.json'}", soft_wrap=True)
+
+
+def _print_eval_scripts(insts: list[dict[str, Any]], namespace: str, console) -> None:
+    """`eval --dry-run`: each instance's eval script on stdout, after `#` lines naming the instance,
+    its kind, image, log parser and eval type; exit status 1 if some instance cannot be evaluated."""
+    import sys
+
+    from swesrl.harness.spec import make_eval_spec
+
+    kinds = {
+        "classic": "SWE-bench's official eval script (swebench 4.1 specs)",
+        "eval_script": "the instance's own eval_script",
+        "test_cmd": "the harness's script around the instance's test_cmd",
+    }
+    bad = 0
+    for inst in insts:
+        spec = make_eval_spec(inst, namespace)  # type: ignore[arg-type]
+        out = [
+            f"# instance: {spec.instance_id} ({spec.repo} {spec.version})".rstrip(),
+            f"# kind: {spec.kind}: {kinds[spec.kind]}",
+            f"# image: {spec.image or '(the backend default)'}",
+            f"# log parser: {spec.log_parser}; eval type: {spec.eval_type}",
+        ]
+        if spec.kind != "test_cmd" and spec.test_files:
+            out.append(
+                "# (the harness first resets the files test_patch touches, removing those base_commit lacks)"
+            )
+        if spec.problems:
+            bad += 1
+            out.append(f"# cannot be evaluated: {'; '.join(spec.problems)}")
+            console.print(
+                f"[red]error[/] {spec.instance_id}: {'; '.join(spec.problems)}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        sys.stdout.write("\n".join(out) + "\n" + (spec.eval_script or "").rstrip("\n") + "\n\n")
+    sys.stdout.flush()
+    if bad:
+        raise typer.Exit(1)
 
 
 def oracle_cmd(

@@ -111,7 +111,7 @@ def test_bad_input_gives_one_line_errors(calc_suite, tmp_path, capsys):
     from swesrl.utils import UserError
 
     kw = dict(out=tmp_path / "o", backend="local", workers=1, timeout=120.0, run_id=None, namespace="swebench",
-              gold=False, ids=None, retry_errors=False, repo_mirror=path.parent / "repos")  # fmt: skip
+              gold=False, ids=None, retry_errors=False, repo_mirror=path.parent / "repos", dry_run=False)  # fmt: skip
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{oops\n")
     with pytest.raises(UserError, match="no usable predictions"):
@@ -131,6 +131,26 @@ def test_bad_input_gives_one_line_errors(calc_suite, tmp_path, capsys):
     assert "demo__calc-1 appears several times" in err
     s = json.loads((tmp_path / "o" / "p" / "summary.json").read_text())
     assert s["total_instances"] == 1 and s["empty_patch_ids"] == ["demo__calc-2"]
+
+
+def test_dry_run_prints_each_eval_script_and_runs_nothing(calc_suite, tmp_path):
+    from swesrl.harness import official
+    from swesrl.harness.spec import make_eval_spec
+
+    path, insts = calc_suite
+    calc = insts["demo__calc-1"]
+    classic = {k: v for k, v in calc.items() if k != "test_cmd"}
+    classic.update(instance_id="sympy__sympy-99999", repo="sympy/sympy", version="1.12")
+    unknown = {**classic, "instance_id": "o__r-1", "repo": "o/r"}
+    f = tmp_path / "instances.jsonl"
+    f.write_text("".join(json.dumps(i) + "\n" for i in (calc, classic, unknown)))
+    r = swesrl("eval", "-i", str(f), "--dry-run", "-o", str(tmp_path / "runs"))
+    assert r.returncode == 1 and "o__r-1: no test command" in " ".join(r.stderr.split())
+    assert make_eval_spec(calc).eval_script in r.stdout and official.eval_script(classic) in r.stdout
+    assert "# kind: classic" in r.stdout and "sweb.eval.x86_64.sympy_1776_sympy-99999" in r.stdout
+    assert not (tmp_path / "runs").exists()
+    r = swesrl("eval", "-i", str(f), "--dry-run", "--ids", "demo__calc-1")
+    assert r.returncode == 0 and r.stdout.count("#!/bin/bash") == 1
 
 
 def test_help_texts():
