@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import statistics
 import sys
 import time
@@ -117,7 +116,9 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "learning.json"))
     args = ap.parse_args()
     setup_logging()
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from swesrl.utils import choose_omp_wait_policy
+
+    choose_omp_wait_policy()  # before torch loads
     work = Path(args.work)
     cfg = load_config(DemoConfig, ["demo.yaml"])
     cfg.suite.train_tasks, cfg.suite.test_tasks = args.train_tasks, args.test_tasks

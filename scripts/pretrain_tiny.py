@@ -44,7 +44,6 @@ import argparse
 import json
 import logging
 import math
-import os
 import random
 import shutil
 import sys
@@ -178,7 +177,9 @@ def main() -> None:
     )
     args = ap.parse_args()
     setup_logging()
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning OpenMP threads crawl on a shared CPU
+    from swesrl.utils import choose_omp_wait_policy
+
+    choose_omp_wait_policy()  # before torch loads
 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 
 import typer
 from rich.console import Console
@@ -19,7 +20,7 @@ from swesrl.envs import cli as envs_cli
 from swesrl.harness import cli as harness_cli
 from swesrl.tasks import cli as tasks_cli
 from swesrl.training import cli as training_cli
-from swesrl.utils import UserError, setup_logging
+from swesrl.utils import UserError, choose_omp_wait_policy, setup_logging
 
 app = typer.Typer(
     name="swesrl",
@@ -46,9 +47,20 @@ for _module in (agent_cli, harness_cli, training_cli):
 app.command("demo")(demo_module.demo)
 
 
+def quiet_frameworks() -> None:
+    """Console output is ours: no download / weight-loading bars, no framework deprecation notices
+    (metrics and logs of every run are in its output folder)."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    for category in (FutureWarning, DeprecationWarning):
+        for module in ("transformers", "trl", "torch", "accelerate", "datasets", "peft"):
+            warnings.filterwarnings("ignore", category=category, module=rf"{module}(\.|$)")
+    warnings.filterwarnings("ignore", message=r".*'pin_memory' argument is set as true.*")
+
+
 def main() -> None:
-    # torch's OpenMP threads spin while waiting; on a busy CPU that made generation ~10x slower.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    choose_omp_wait_policy()
+    quiet_frameworks()
     console = Console(stderr=True)
     try:
         app()

@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import random
 import re
 import shutil
@@ -46,6 +45,7 @@ from swesrl.utils import (
     UserError,
     atomic_write_json,
     atomic_write_text,
+    choose_omp_wait_policy,
     iter_jsonl,
     make_progress,
     write_jsonl,
@@ -559,7 +559,11 @@ class Demo:
                 },
             }
         )
-        return train_srl(cfg)
+        from swesrl.training.progress import metrics_line
+        from swesrl.utils import step_bar
+
+        with step_bar("SRL", cfg.train.max_steps, metrics_line) as on_step:
+            return train_srl(cfg, on_step)
 
     def srl_or_skip(self, base: Path, out_dir: Path | None = None, steps: int | None = None) -> dict:
         """SRL; a policy whose rollouts never differ in reward (e.g. all malformed) gives GRPO nothing: say so."""
@@ -825,9 +829,7 @@ def run_demo(
     """Run (or resume) the demo in `out`; returns the report dict."""
     if minutes <= 0:
         raise UserError(f"--minutes must be positive, got {minutes}")
-    os.environ.setdefault(
-        "OMP_WAIT_POLICY", "PASSIVE"
-    )  # before torch loads: spinning threads crawl on a busy CPU
+    choose_omp_wait_policy()  # before torch loads
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a folder")

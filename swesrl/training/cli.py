@@ -247,9 +247,14 @@ def train_srl_cmd(
     override: list[str] = typer.Option(None, "--override", "-c", help=_OVERRIDE_HELP),
 ) -> None:
     """SRL: GRPO on step-wise expert instances, similarity reward, dynamic sampling (TRL GRPOTrainer)."""
+    from swesrl.training.progress import metrics_line
     from swesrl.training.srl import load_srl_config, train_srl
+    from swesrl.utils import step_bar
 
-    _print_summary("SRL", train_srl(load_srl_config(config, override)))
+    cfg = load_srl_config(config, override)
+    with step_bar("SRL", cfg.train.max_steps, metrics_line) as on_step:
+        summary = train_srl(cfg, on_step)
+    _print_summary("SRL", summary)
 
 
 @train_app.command("sft")
@@ -258,9 +263,14 @@ def train_sft_cmd(
     override: list[str] = typer.Option(None, "--override", "-c", help=_OVERRIDE_HELP),
 ) -> None:
     """SFT on sft.jsonl with the loss on assistant turns only (TRL SFTTrainer)."""
+    from swesrl.training.progress import metrics_line
     from swesrl.training.sft import load_sft_config, train_sft
+    from swesrl.utils import step_bar
 
-    _print_summary("SFT", train_sft(load_sft_config(config, override)))
+    cfg = load_sft_config(config, override)
+    with step_bar("SFT", cfg.train.max_steps, metrics_line) as on_step:
+        summary = train_sft(cfg, on_step)
+    _print_summary("SFT", summary)
 
 
 @export_app.command("verl")

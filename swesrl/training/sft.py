@@ -27,7 +27,8 @@ from pydantic import Field
 
 from swesrl.config import StrictModel, load_config
 from swesrl.training.context import chat_tokens, context_length, fit_context
-from swesrl.training.srl import ModelConfig, latest_checkpoint, load_policy, world_size
+from swesrl.training.progress import OnStep, quiet_trainer
+from swesrl.training.srl import ModelConfig, _cuda, latest_checkpoint, load_policy, world_size
 from swesrl.utils import UserError, iter_jsonl
 
 log = logging.getLogger(__name__)
@@ -200,7 +201,7 @@ def tokenize_sft_dataset(dataset, tokenizer, loss_on: str = "auto"):
     )
 
 
-def train_sft(cfg: SFTConfig) -> dict:
+def train_sft(cfg: SFTConfig, on_step: OnStep | None = None) -> dict:
     from trl import SFTConfig as TRLSFTConfig
     from trl import SFTTrainer
 
@@ -242,6 +243,8 @@ def train_sft(cfg: SFTConfig) -> dict:
         save_total_limit=o.save_total_limit,
         logging_steps=o.logging_steps,
         report_to=report_to or "none",
+        disable_tqdm=True,
+        dataloader_pin_memory=_cuda(),
     )
     out_dir = Path(o.dir)
     trainer = SFTTrainer(
@@ -251,6 +254,7 @@ def train_sft(cfg: SFTConfig) -> dict:
         processing_class=tokenizer,
         callbacks=[MetricsFileCallback(out_dir / "metrics.jsonl")],
     )
+    quiet_trainer(trainer, on_step)
     resume = latest_checkpoint(out_dir) if o.resume else None
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(str(out_dir / "final"))

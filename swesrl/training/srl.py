@@ -41,6 +41,7 @@ from pydantic import Field
 
 from swesrl.config import StrictModel, load_config
 from swesrl.training.context import chat_tokens, context_length, fit_context
+from swesrl.training.progress import OnStep, quiet_trainer
 from swesrl.utils import UserError, iter_jsonl
 
 log = logging.getLogger(__name__)
@@ -234,6 +235,12 @@ def make_reward_func(cfg: RewardConfig):
     return srl_similarity
 
 
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
@@ -290,7 +297,8 @@ def grpo_args(cfg: SRLConfig):
         report_to=report_to or "none",
         remove_unused_columns=False,
         log_completions=False,
-        disable_tqdm=False,
+        disable_tqdm=True,
+        dataloader_pin_memory=_cuda(),
     )
 
 
@@ -483,8 +491,9 @@ def latest_checkpoint(out_dir: str | Path) -> str | None:
     return get_last_checkpoint(str(out_dir)) if Path(out_dir).is_dir() else None
 
 
-def train_srl(cfg: SRLConfig) -> dict:
-    """Run SRL; return a summary (final step, last metrics, output folder)."""
+def train_srl(cfg: SRLConfig, on_step: OnStep | None = None) -> dict:
+    """Run SRL; return a summary (final step, last metrics, output folder). `on_step(step, max_steps,
+    metrics)` is called for every logged step (the trainer itself prints nothing)."""
     from swesrl.training.plots import MetricsFileCallback, plot_metrics
 
     dataset = load_srl_dataset(cfg.data.path, cfg.data.limit)
@@ -508,6 +517,7 @@ def train_srl(cfg: SRLConfig) -> dict:
         dynamic_sampling=cfg.dynamic_sampling,
         callbacks=[MetricsFileCallback(out_dir / "metrics.jsonl")],
     )
+    quiet_trainer(trainer, on_step)
     resume = latest_checkpoint(out_dir) if cfg.output.resume else None
     if resume:
         log.info("resuming from %s", resume)
