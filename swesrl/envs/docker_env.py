@@ -134,10 +134,16 @@ def ensure_image(client, image: str) -> None:
     try:
         log.debug("pulling %s", image)
         client.images.pull(image)
-    except Exception:
+    except Exception as e:
+        why = " ".join(str(getattr(e, "explanation", None) or e).split())[:200]
+        hint = (
+            "pull it where a registry is reachable, or give --namespace (the Docker Hub namespace or "
+            "registry/namespace holding the SWE-bench images)"
+            if "sweb." in image
+            else "pull it, or build the offline base image with docker/build_base_offline.sh"
+        )
         raise UserError(
-            f"docker image not found: {image} (not local and cannot be pulled; "
-            "build the base image with docker/build_base_offline.sh)"
+            f"docker image not found: {image} (not local; `docker pull {image}` failed: {why}); {hint}"
         ) from None
 
 

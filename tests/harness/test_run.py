@@ -312,3 +312,19 @@ def test_swebench5_instance_runs_its_own_eval_script(calc_suite, calc_mirror):
     assert gold["kind"] == "eval_script" and gold["status"] == Status.RESOLVED.value
     spoof = grade(inst, PRINT_SPOOF, calc_mirror)
     assert spoof["status"] == Status.UNRESOLVED.value
+
+
+@pytest.mark.docker
+def test_missing_official_image_is_one_line_naming_the_pull_and_namespace(docker_client, calc_suite):
+    src = calc_suite[1]["demo__calc-1"]
+    classic = {k: src[k] for k in ("base_commit", "patch", "test_patch", "FAIL_TO_PASS", "PASS_TO_PASS")}
+    classic.update(
+        instance_id="pallets__flask-9998", repo="pallets/flask", version="2.3", problem_statement="x"
+    )
+    rep = grade_patch(
+        classic, classic["patch"], SandboxConfig(backend="docker"), None, namespace="swesrl-nope"
+    )
+    image = "swesrl-nope/sweb.eval.x86_64.pallets_1776_flask-9998:latest"
+    assert rep["status"] == Status.ERROR.value and "\n" not in rep["error"]
+    assert f"docker image not found: {image}" in rep["error"] and f"`docker pull {image}`" in rep["error"]
+    assert "--namespace" in rep["error"]
