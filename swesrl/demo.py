@@ -100,7 +100,7 @@ class DemoConfig(StrictModel):
     expert: Literal["short", "scripted"] = "short"
     """`short`: the demo's 4-step expert (find, read, edit, submit), sized for a tiny model; `scripted`:
     `swesrl.tasks.expert.ScriptedExpert` (varied ~10-step trajectories, for real models)."""
-    expert_recovery: float = Field(0.0, ge=0, le=1)
+    expert_recovery: float = Field(0.3, ge=0, le=1)
     """Share of the train tasks whose short expert first tries a wrong edit (`old_str` = the fixed
     code, which the file does not contain), reads the error and then makes the right edit: expert
     data with a recovery step, as real trajectories have. The wrong edit is never a training target

@@ -31,9 +31,6 @@ from swesrl.envs.base import Environment, Observation
 from swesrl.envs.tools import execute_action
 from swesrl.utils import atomic_write_json
 
-EXIT_STATUSES = ("submitted", "step_limit", "token_limit", "time_limit", "format_errors", "error", "stopped")
-"""`stopped`: a person ended `swesrl step` without submitting."""
-
 
 class Submitted(Exception):
     def __init__(self, patch: str):

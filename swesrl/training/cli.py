@@ -8,7 +8,7 @@ export_app = typer.Typer(no_args_is_help=True, help="Export datasets for other e
 COMMANDS: dict = {}
 
 
-# ---- swesrl data (issue 6: trajectory readers, step instances) -------------------------------
+# ---- swesrl data: trajectory readers, step instances ------------------------------------------
 
 
 def _load_tokenizer(name: str | None):
@@ -207,7 +207,7 @@ def data_verify(
         raise UserError("no trajectory could be verified (see the report)")
 
 
-# ---- swesrl train / swesrl export (issue 7: trainer) ------------------------------------------
+# ---- swesrl train / swesrl export ------------------------------------------------------------
 
 _CONFIG_HELP = "YAML config: a path or a bundled name (srl_tiny.yaml, srl_qwen7b.yaml, ...)."
 _OVERRIDE_HELP = "Override a config value, e.g. -c train.learning_rate=1e-6 (repeatable)."
