@@ -145,7 +145,7 @@ class OpenAIModel:
     `<think>\nTHOUGHT\n</think>\n` (servers strip the whitespace around it; this is the layout the
     action format and our checkpoints use), and a stop string the server dropped is put back.
     Servers that ignore `n` (`transformers serve`) get one request per sample (seed, seed+1, ... when a
-    seed is given, so the samples differ). 429 / 5xx / connection errors are retried with exponential
+    seed is given, so the samples differ); greedy `n > 1` is one request (vLLM refuses it). 429 / 5xx / connection errors are retried with exponential
     backoff; an unreachable server is a one-line UserError."""
 
     def __init__(
@@ -212,6 +212,8 @@ class OpenAIModel:
         if "max_new_tokens" in sampling:
             sampling["max_tokens"] = sampling.pop("max_new_tokens")
         body = {"model": self.model, "messages": messages, "stop": [STOP], **sampling}
+        if n > 1 and float(sampling.get("temperature", 1.0)) == 0:  # vLLM refuses n > 1 when greedy
+            return self.generate(messages, **sampling) * n
         if n == 1 or self.server_honours_n is False:
             choices = []
         else:
@@ -226,29 +228,37 @@ class OpenAIModel:
         return [reply_text(c) for c in choices[:n]]
 
 
+REASONING_FIELDS = ("reasoning_content", "reasoning")  # transformers serve, older vLLM; vLLM 0.32
+
+
 def reply_text(choice: dict) -> str:
-    """One chat-completion choice as the model wrote it: `<think>` block from the reasoning field,
-    then the content, cut after the first call (and the stop string put back if the server dropped it)."""
+    """One chat-completion choice as the model wrote it, cut after the first call.
+
+    A reasoning field goes back in front of the content as `<think>\nTHOUGHT\n</think>\n`; a stop
+    string the server dropped is put back. Where the fields cannot tell, guess: a reply with no
+    content that ran out of tokens is a thought that never closed; a call inside the reasoning (no
+    `</think>` before it; vLLM's qwen3 and deepseek_r1 parsers file all text before `</think>` as
+    reasoning, `<think>` or not) is the reply as the model wrote it, without tags."""
     message = choice.get("message") or {}
     content = message.get("content") or ""
     reasoning = next(
-        (
-            message[k]
-            for k in ("reasoning_content", "reasoning")
-            if isinstance(message.get(k), str) and message[k]
-        ),
-        None,
+        (message[k] for k in REASONING_FIELDS if isinstance(message.get(k), str) and message[k]), ""
     )
-    finished = choice.get("finish_reason") == "stop"
-    if "<function=" in content and STOP not in content and finished:
+    stopped = choice.get("finish_reason") == "stop"
+    if reasoning and "<think>" not in content:
+        if content.strip():
+            content = f"<think>\n{reasoning.strip()}\n</think>\n{content.lstrip()}"
+        elif "<function=" in reasoning:
+            content = reasoning.lstrip()
+        elif stopped:
+            content = f"<think>\n{reasoning.strip()}\n</think>"
+        else:
+            content = "<think>\n" + reasoning.lstrip()
+    # vLLM says which stop ended the reply (None or a token id: end of turn); others only "stop"
+    by_stop_string = choice.get("stop_reason", STOP) == STOP
+    if stopped and by_stop_string and "<function=" in content and STOP not in content:
         content += STOP
-    if reasoning is None or "<think>" in content:
-        return cut_at_stop(content)
-    content = content.lstrip()
-    if not content and not finished:
-        # cut off mid-thought: the server cannot tell us whether </think> came out, most likely not
-        return "<think>\n" + reasoning.lstrip()
-    return cut_at_stop(f"<think>\n{reasoning.strip()}\n</think>" + (f"\n{content}" if content else ""))
+    return cut_at_stop(content)
 
 
 def replay_turns(traj: dict) -> list[str]:

@@ -95,8 +95,8 @@ class ChatServer:
     """A real HTTP server speaking /v1/chat/completions; replies from a script, can fail first.
 
     A reply is a text (the server applies the stop strings and drops them, like OpenAI and vLLM) or a
-    message dict sent as it is (`finish_reason` in it goes to the choice). `honour_n=False` answers one
-    choice whatever `n` says, like `transformers serve`."""
+    message dict sent as it is (its `finish_reason` and `stop_reason` go to the choice).
+    `honour_n=False` answers one choice whatever `n` says, like `transformers serve`."""
 
     def __init__(self, replies: list, failures: list[int] | None = None, honour_n: bool = True):
         self.replies, self.failures, self.requests = list(replies), list(failures or []), []
@@ -123,8 +123,11 @@ class ChatServer:
                 if server.failures:
                     return self._send(server.failures.pop(0), {"error": "busy"})
                 reply = server.replies.pop(0)
+                extra = {}
                 if isinstance(reply, dict):
                     finish = reply.pop("finish_reason", "stop")
+                    if "stop_reason" in reply:
+                        extra["stop_reason"] = reply.pop("stop_reason")
                     message = {"role": "assistant", **reply}
                 else:
                     text, finish = reply, "length"
@@ -133,7 +136,7 @@ class ChatServer:
                             text, finish = text[: text.index(s)], "stop"
                     message = {"role": "assistant", "content": text}
                 choices = [
-                    {"index": i, "message": message, "finish_reason": finish}
+                    {"index": i, "message": message, "finish_reason": finish, **extra}
                     for i in range(body.get("n", 1) if server.honour_n else 1)
                 ]
                 self._send(200, {"id": "x", "object": "chat.completion", "choices": choices})
@@ -185,6 +188,10 @@ def test_openai_backend_folds_reasoning_fields_back():
         # content that holds its own <think> is kept as it is; an empty reasoning field is no thought
         {"content": thought + call, "reasoning_content": "look"},
         {"content": call, "reasoning_content": ""},
+        # vLLM's qwen3 parser: no </think> before the call, so all of it is "reasoning"; stop string dropped
+        {"content": None, "reasoning": call[: -len("</function>")], "stop_reason": "</function>"},
+        # vLLM: the turn ended (stop_reason: the end-of-turn token) inside an unclosed call
+        {"content": "\n<function=bash>", "reasoning": "look", "stop_reason": 7},
     ]
     server = ChatServer(replies)
     try:
@@ -199,22 +206,25 @@ def test_openai_backend_folds_reasoning_fields_back():
         "<think>\nlook\n</think>",
         thought + call,
         call,
+        call,
+        thought + "<function=bash>",
     ]
     assert [parse_action(o) for o in outs[:2]] == [("look", parse_action(call)[1])] * 2
 
 
 def test_openai_backend_sends_one_request_per_sample_where_the_server_ignores_n():
-    server = ChatServer([f"reply {i}" for i in range(6)], honour_n=False)
+    server = ChatServer([f"reply {i}" for i in range(7)], honour_n=False)
     try:
         model = get_model(f"openai:{server.url}#tiny")
         assert model.generate(MESSAGES, n=3, temperature=1.0, seed=7) == ["reply 0", "reply 1", "reply 2"]
         assert model.server_honours_n is False
         assert model.generate(MESSAGES, n=2, temperature=1.0) == ["reply 3", "reply 4"]
         assert model.generate(MESSAGES) == ["reply 5"]
+        assert model.generate(MESSAGES, n=3, temperature=0) == ["reply 6"] * 3  # greedy: one request
     finally:
         server.close()
     sent = [(r.get("n"), r.get("seed")) for r in server.requests]
-    assert sent == [(3, 7), (None, 8), (None, 9), (None, None), (None, None), (None, None)]
+    assert sent == [(3, 7), (None, 8), (None, 9), (None, None), (None, None), (None, None), (None, None)]
 
 
 def test_openai_backend_gives_up_on_client_errors_and_unreachable_servers():
