@@ -140,13 +140,12 @@ class HFModel:
 class OpenAIModel:
     """POST /v1/chat/completions on any OpenAI-compatible server (`vllm serve`, `transformers serve`, ...).
 
-    Replies are rebuilt into this project's format: a reasoning field (`reasoning_content`, or vLLM's
-    newer `reasoning`) that the server split off goes back in front of the content as
-    `<think>\nTHOUGHT\n</think>\n` (servers strip the whitespace around it; this is the layout the
-    action format and our checkpoints use), and a stop string the server dropped is put back.
-    Servers that ignore `n` (`transformers serve`) get one request per sample (seed, seed+1, ... when a
-    seed is given, so the samples differ); greedy `n > 1` is one request (vLLM refuses it). 429 / 5xx / connection errors are retried with exponential
-    backoff; an unreachable server is a one-line UserError."""
+    Replies come back in this project's format (`reply_text`): a reasoning field the server split off
+    goes back into a `<think>` block before the content, and a stop string the server dropped is put
+    back. Servers that ignore `n` (`transformers serve`) get one request per sample (seed, seed+1, ...
+    when a seed is given, so the samples differ); greedy `n > 1` is one request (vLLM refuses it).
+    429 / 5xx / connection errors are retried with exponential backoff; an unreachable server is a
+    one-line UserError."""
 
     def __init__(
         self,
@@ -234,11 +233,13 @@ REASONING_FIELDS = ("reasoning_content", "reasoning")  # transformers serve, old
 def reply_text(choice: dict) -> str:
     """One chat-completion choice as the model wrote it, cut after the first call.
 
-    A reasoning field goes back in front of the content as `<think>\nTHOUGHT\n</think>\n`; a stop
-    string the server dropped is put back. Where the fields cannot tell, guess: a reply with no
-    content that ran out of tokens is a thought that never closed; a call inside the reasoning (no
-    `</think>` before it; vLLM's qwen3 and deepseek_r1 parsers file all text before `</think>` as
-    reasoning, `<think>` or not) is the reply as the model wrote it, without tags."""
+    A reasoning field (`reasoning_content`; vLLM now says `reasoning`) goes back in front of the
+    content as `<think>`, newline, the thought, newline, `</think>`, newline: servers strip or keep
+    the whitespace around it, and this is the layout of the action format and of our checkpoints.
+    Where the fields cannot tell, guess: no content after a reply ran out of tokens is a thought that
+    never closed; a call inside the reasoning (no `</think>` before it: vLLM's qwen3 and deepseek_r1
+    parsers file all text before `</think>` as reasoning, `<think>` or not) is the reply as the model
+    wrote it, without tags."""
     message = choice.get("message") or {}
     content = message.get("content") or ""
     reasoning = next(
