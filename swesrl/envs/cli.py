@@ -59,18 +59,36 @@ def exec_cmd(
 
 @app.command(
     "gc",
-    help="Remove leftover Docker sandbox containers (label swesrl.sandbox=1) whose owner process is gone.",
+    help="Remove leftover Docker sandbox containers (label swesrl.sandbox=1) whose owner process is gone; "
+    "with --images also the cached SWE-bench images above --cache-level that no container uses.",
 )
 def gc_cmd(
     all_: bool = typer.Option(
         False, "--all", help="Remove every sandbox container, also those of live processes."
     ),
+    images: bool = typer.Option(
+        False, "--images", help="Also remove SWE-bench images (sweb.eval.*, ...) above --cache-level."
+    ),
+    cache_level: str = typer.Option(
+        "env",
+        "--cache-level",
+        help="With --images: levels that stay: none, base, env (instance images go), instance.",
+    ),
+    namespace: str | None = typer.Option(
+        None, "--namespace", help="With --images: only images under this namespace (e.g. swebench)."
+    ),
 ) -> None:
     from swesrl.envs.docker_env import gc
+    from swesrl.envs.images import CACHE_LEVELS, gc_images
     from swesrl.envs.local import gc_local
 
+    if cache_level not in CACHE_LEVELS:
+        raise UserError(f"--cache-level must be one of {', '.join(CACHE_LEVELS)}, got {cache_level!r}")
     stale = gc_local()
     if stale:
         typer.echo(f"removed {len(stale)} leftover local sandbox folder(s) / cgroup(s)")
     removed = gc(all_containers=all_)
     typer.echo(f"removed {len(removed)} sandbox container(s)" + (f": {' '.join(removed)}" if removed else ""))
+    if images:
+        gone = gc_images(cache_level, namespace)
+        typer.echo(f"removed {len(gone)} image(s)" + (f": {' '.join(gone)}" if gone else ""))

@@ -114,6 +114,17 @@ def eval_cmd(
         "--unsafe-no-sandbox",
         help="Where bubblewrap cannot isolate tests (local backend), run them unsandboxed: no isolation.",
     ),
+    cache_level: str = typer.Option(
+        "env",
+        "--cache-level",
+        help="Docker: SWE-bench image levels kept after grading: none, base, env (instance images this "
+        "run pulled are removed after each instance), instance (keep all).",
+    ),
+    clean: bool = typer.Option(
+        False,
+        "--clean",
+        help="Docker: also remove images above --cache-level that were there before the run.",
+    ),
     dry_run: bool = typer.Option(
         False,
         "--dry-run",
@@ -155,11 +166,20 @@ def eval_cmd(
         from swesrl.envs.base import SandboxConfig
 
         kw["config"] = SandboxConfig(unsafe_no_sandbox=True)
+    from swesrl.envs.images import CACHE_LEVELS
+
+    if cache_level not in CACHE_LEVELS:
+        raise UserError(f"--cache-level must be one of {', '.join(CACHE_LEVELS)}, got {cache_level!r}")
+    cache = _ImageCache(insts, namespace, cache_level, clean) if backend == "docker" else None
     for p in problems:
         console.print(f"[yellow]warning:[/] {p}", highlight=False, soft_wrap=True)
     if gold:
         with _interrupt_line(console):
-            res = validate_dataset(insts, out, run_id or "validate", **kw)
+            try:
+                res = validate_dataset(insts, out, run_id or "validate", **kw)
+            finally:  # the empty-patch run needs the images the gold run used: removed at the end
+                if cache is not None:
+                    cache.release(i["instance_id"] for i in insts)
         t = Table(title=f"dataset validation ({instances})")
         t.add_column("instances")
         t.add_column("valid")
@@ -168,6 +188,7 @@ def eval_cmd(
         console.print(t)
         for iid, why in res["broken"].items():
             console.print(f"[red]broken[/] {iid}: {'; '.join(why)}", highlight=False, soft_wrap=True)
+        _print_removed(console, cache)
         console.print(
             f"validation report: {Path(out) / ((run_id or 'validate') + '.validation.json')}", soft_wrap=True
         )
@@ -178,6 +199,8 @@ def eval_cmd(
     if not preds:
         raise UserError(f"{predictions}: no usable predictions")
     rid = run_id or predictions.stem
+    if cache is not None:
+        kw["on_result"] = lambda rep: cache.release([rep["instance_id"]])
     with _interrupt_line(console):
         summary = evaluate(insts, preds, out, rid, **kw)
     for p in summary["input_problems"]:
@@ -202,7 +225,44 @@ def eval_cmd(
     console.print(t)
     for iid, why in summary["errors"].items():
         console.print(f"[red]error[/] {iid}: {why}", highlight=False, soft_wrap=True)
+    _print_removed(console, cache)
     console.print(f"summary: {Path(out) / rid / 'summary.json'}", soft_wrap=True)
+
+
+def _print_removed(console, cache) -> None:
+    if cache is not None and cache.removed:
+        console.print(
+            f"removed {len(cache.removed)} image(s) above --cache-level {cache.level}: {' '.join(cache.removed)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+class _ImageCache:
+    """SWE-bench's cache policy (`swesrl.envs.images`) for the images of one `swesrl eval` run."""
+
+    def __init__(self, insts: list[dict[str, Any]], namespace: str, cache_level: str, clean: bool):
+        from swesrl.envs.docker_env import docker_client
+        from swesrl.envs.images import local_images
+        from swesrl.harness.spec import make_eval_spec
+
+        self.client = docker_client()
+        self.before = local_images(self.client)
+        self.level, self.clean = cache_level, clean
+        self.images = {i["instance_id"]: make_eval_spec(i, namespace).image for i in insts}  # type: ignore[arg-type]
+        self.removed: list[str] = []
+
+    def release(self, ids) -> None:
+        from swesrl.envs.images import normalise, remove_image, should_remove
+
+        for iid in ids:
+            image = self.images.pop(iid, None)
+            if image and image not in self.images.values():  # no other instance of the run needs it
+                name = normalise(image)
+                if should_remove(name, self.level, name in self.before, self.clean) and remove_image(
+                    self.client, name
+                ):
+                    self.removed.append(name)
 
 
 def _print_eval_scripts(insts: list[dict[str, Any]], namespace: str, console) -> None:

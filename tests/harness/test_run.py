@@ -328,3 +328,48 @@ def test_missing_official_image_is_one_line_naming_the_pull_and_namespace(docker
     assert rep["status"] == Status.ERROR.value and "\n" not in rep["error"]
     assert f"docker image not found: {image}" in rep["error"] and f"`docker pull {image}`" in rep["error"]
     assert "--namespace" in rep["error"]
+
+
+@pytest.mark.docker
+def test_eval_cache_level_removes_the_instance_images_it_brought(
+    official_style_image, docker_client, calc_suite, tmp_path
+):
+    """`swesrl eval --cache-level`, SWE-bench's policy: instance images go after grading at level
+    env unless they were there before the run (`--clean` removes those too); `instance` keeps them."""
+    import subprocess
+    import sys
+
+    from swesrl.envs.images import local_images
+
+    src = calc_suite[1]["demo__calc-1"]
+    classic = {k: src[k] for k in ("base_commit", "patch", "test_patch", "FAIL_TO_PASS", "PASS_TO_PASS")}
+    classic.update(
+        instance_id="pallets__flask-9999", repo="pallets/flask", version="2.3", problem_statement="x"
+    )
+    f, preds = tmp_path / "instances.jsonl", tmp_path / "preds.jsonl"
+    f.write_text(json.dumps(classic) + "\n")
+    preds.write_text(
+        json.dumps({"instance_id": classic["instance_id"], "model_patch": classic["patch"]}) + "\n"
+    )
+    copy = official_style_image.replace("swesrltest/", "swesrlcache/")
+    docker_client.images.get(official_style_image).tag(*copy.rsplit(":", 1))
+
+    def run(run_id: str, *flags: str) -> subprocess.CompletedProcess:
+        args = ["eval", "-i", str(f), "-p", str(preds), "-o", str(tmp_path / "runs"), "--run-id", run_id]
+        args += ["-b", "docker", "--namespace", "swesrlcache", "--timeout", "120", *flags]
+        r = subprocess.run([sys.executable, "-m", "swesrl", *args], capture_output=True, text=True)
+        summary = json.loads((tmp_path / "runs" / run_id / "summary.json").read_text())
+        assert r.returncode == 0 and summary["resolved_ids"] == [classic["instance_id"]], r.stderr
+        return r
+
+    try:
+        assert "removed" not in run("a").stderr  # it was there before the run: kept
+        assert copy in local_images(docker_client)
+        assert "removed" not in run("b", "--clean", "--cache-level", "instance").stderr
+        assert copy in local_images(docker_client)
+        r = run("c", "--clean")
+        assert f"removed 1 image(s) above --cache-level env: {copy}" in " ".join(r.stderr.split())
+        assert copy not in local_images(docker_client) and official_style_image in local_images(docker_client)
+    finally:
+        if copy in local_images(docker_client):
+            docker_client.images.remove(copy)
