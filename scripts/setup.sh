@@ -51,7 +51,7 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   say "installing Python packages into $("$py" -c 'import sys; print(sys.prefix)')"
   # TORCH_PIP_ARGS, e.g. "--index-url https://download.pytorch.org/whl/cpu", picks a CPU-only wheel.
   "$py" -m pip install -q "torch==2.13.0" ${TORCH_PIP_ARGS:-}
-  "$py" -m pip install -q -e ".[dev]"
+  "$py" -m pip install -q -e ".[dev,serving]"
   echo "$want" > "$stamp"
 fi
 
