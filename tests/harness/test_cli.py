@@ -112,7 +112,7 @@ def test_bad_input_gives_one_line_errors(calc_suite, tmp_path, capsys):
 
     kw = dict(out=tmp_path / "o", backend="local", workers=1, timeout=120.0, run_id=None, namespace="swebench",
               gold=False, ids=None, retry_errors=False, repo_mirror=path.parent / "repos", dry_run=False,
-              cache_level="env", clean=False)  # fmt: skip
+              cache_level="env", clean=False, unsafe=False)  # fmt: skip
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{oops\n")
     with pytest.raises(UserError, match="no usable predictions"):
