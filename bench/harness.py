@@ -37,10 +37,10 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from swesrl.core.instances import load_instances
     from swesrl.harness import evaluate
     from swesrl.harness.run import gold_predictions
     from swesrl.tasks import build_suite
-    from swesrl.tasks.instances import load_instances
 
     console = Console()
     rows = []

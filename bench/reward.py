@@ -19,7 +19,7 @@ import statistics
 import time
 from pathlib import Path
 
-from swesrl.agent.actions import split_thought
+from swesrl.core.actions import split_thought
 from swesrl.training.rewards import FORMAT_FAILURE, extract_action, srl_reward
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -22,7 +22,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from swesrl.agent.actions import Action
+from swesrl.core.actions import Action
 from swesrl.envs import SandboxConfig, make_env
 from swesrl.envs.tools import execute_action
 from swesrl.utils import atomic_write_json

@@ -173,7 +173,7 @@ def expert_turns(instance: dict, file_text: str, recovery: bool = False) -> list
     `recovery`: the first edit uses the fixed code as `old_str` (not in the file, so the editor
     refuses it), then the expert makes the right edit: a trajectory with an error and its repair.
     Nothing changes when the fixed code does occur in the file (the wrong edit would apply)."""
-    from swesrl.agent.actions import format_action
+    from swesrl.core.actions import format_action
     from swesrl.training.data.steps import assistant_turn
 
     m = re.search(r"from [\w.]+ import (\w+)", instance["problem_statement"])
@@ -211,7 +211,7 @@ class ShortExpert:
     with `recovery`: a refused edit, then the right one)."""
 
     def __init__(self, instance: dict, mirror: Path, recovery: bool = False):
-        from swesrl.tasks.instances import repo_source
+        from swesrl.core.instances import repo_source
 
         self.name = "short-expert"
         patch_path = re.search(r"^--- a/(\S+)", instance["patch"], re.M).group(1)
@@ -274,7 +274,7 @@ class Demo:
         return c.model_copy(update=update) if update else c
 
     def instances(self) -> dict[str, dict]:
-        from swesrl.tasks.instances import load_instances
+        from swesrl.core.instances import load_instances
 
         return {i["instance_id"]: dict(i) for i in load_instances(self.suite_dir / "instances.jsonl")}
 

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from swesrl.agent.loop import AgentConfig, run_agent
+from swesrl.core.instances import default_mirror
+from swesrl.envs import env_for_instance
 from swesrl.utils import atomic_write_json, atomic_write_text, make_progress
 
 log = logging.getLogger(__name__)
@@ -106,7 +108,6 @@ def error_trajectory(instance: dict, model: Any, exc: BaseException) -> dict:
 
 def run_instance(instance: dict, model: Any, config: AgentConfig, out: Path, mirror: Path | None) -> dict:
     """One episode in a fresh sandbox; a failure to build or close the sandbox is an `error` trajectory."""
-    from swesrl.envs import env_for_instance
 
     path = traj_path(out, instance["instance_id"])
     traj = None
@@ -133,7 +134,6 @@ def run_batch(
     redo: bool = False,
 ) -> Counter:
     """Run every unfinished instance; returns a count of exit statuses (skipped ones included)."""
-    from swesrl.tasks.instances import default_mirror
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

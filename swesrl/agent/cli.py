@@ -73,7 +73,7 @@ def run(
     from rich.table import Table
 
     from swesrl.agent.batch import run_batch
-    from swesrl.tasks.instances import load_instances, select
+    from swesrl.core.instances import load_instances, select
 
     cfg = _config(config, backend, unsafe)
     insts = select(load_instances(instances), ids)
@@ -116,7 +116,7 @@ def step(
     `</function>`); press Enter on an empty line to start a multi-line block and end it with a line
     holding only `.`. Commands: `:submit` submits the current diff, `:quit` stops, `:help`."""
     from swesrl.agent.interactive import step_episode
-    from swesrl.tasks.instances import default_mirror, load_instances, select
+    from swesrl.core.instances import default_mirror, load_instances, select
 
     if mode not in ("human", "confirm", "auto"):
         raise UserError(f"unknown mode {mode!r}; use human, confirm or auto")

@@ -16,8 +16,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from swesrl.agent.actions import FormatError, parse_action
 from swesrl.config import StrictModel
+from swesrl.core.actions import FormatError, parse_action
 
 
 class ContextPolicy(StrictModel):

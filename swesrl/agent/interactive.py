@@ -25,8 +25,9 @@ from rich.panel import Panel
 from rich.syntax import Syntax
 from rich.text import Text
 
-from swesrl.agent.actions import FormatError, format_action, parse_action
 from swesrl.agent.loop import Agent, AgentConfig
+from swesrl.core.actions import FormatError, format_action, parse_action
+from swesrl.envs import env_for_instance
 
 HELP = (
     "Type a bash command, or an XML reply starting with '<' (ends at </function>).\n"
@@ -185,7 +186,6 @@ def step_episode(
     mirror: str | Path | None = None,
     console: Console | None = None,
 ) -> dict:
-    from swesrl.envs import env_for_instance
 
     model = model or SimpleNamespace(name="human")
     with env_for_instance(instance, config.sandbox, mirror=mirror) as env:

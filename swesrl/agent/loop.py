@@ -14,7 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from swesrl.agent.actions import Action, FormatError, parse_action
 from swesrl.agent.context import select_context
 from swesrl.agent.prompts import (  # noqa: F401  (re-exported: the loop's public interface)
     AgentConfig,
@@ -27,6 +26,7 @@ from swesrl.agent.prompts import (  # noqa: F401  (re-exported: the loop's publi
     render_system,
     render_task,
 )
+from swesrl.core.actions import Action, FormatError, parse_action
 from swesrl.envs.base import Environment, Observation
 from swesrl.envs.tools import execute_action
 from swesrl.utils import atomic_write_json

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from swesrl.core.trajectories import extract_task, read_trajectories
 from swesrl.utils import UserError
 
 log = logging.getLogger(__name__)
@@ -277,7 +278,6 @@ def replay_turns(traj: dict) -> list[str]:
 def message_trajectories(path: Path) -> list[dict] | None:
     """Message-list trajectories (this project's, SWE-smith's) with their assistant turns verbatim,
     malformed ones included; None when the file is in another format."""
-    from swesrl.training.data.readers import extract_task
 
     text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
     try:
@@ -304,7 +304,6 @@ def message_trajectories(path: Path) -> list[dict] | None:
 
 def read_any_trajectories(path: str | Path) -> list[dict]:
     """Any format `swesrl.training.data` reads (SWE-agent .traj, mini-swe-agent, OpenAI tool calls, ...)."""
-    from swesrl.training.data.readers import read_trajectories
 
     return [
         {
@@ -342,7 +341,6 @@ class ReplayModel:
     def _find(self, messages: list[dict]) -> int:
         if len(self.trajs) == 1:
             return 0
-        from swesrl.training.data.readers import extract_task
 
         task = next((m["content"] for m in messages if m["role"] == "user"), "")
         for i, t in enumerate(self.trajs):

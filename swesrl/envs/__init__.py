@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from swesrl.core.instances import repo_source
 from swesrl.envs.base import WORKDIR, Environment, Observation, SandboxConfig
 from swesrl.utils import UserError
 
@@ -50,7 +51,6 @@ def make_env(
 
 def env_for_instance(instance, config: SandboxConfig, mirror: str | Path | None = None) -> Environment:
     """The sandbox for one SWE-bench-schema instance; its repository comes from the mirror folder."""
-    from swesrl.tasks.instances import repo_source
 
     source = repo_source(instance, mirror)
     if source is None and config.backend == "docker" and instance.get("image_name"):

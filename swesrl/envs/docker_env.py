@@ -50,6 +50,7 @@ from swesrl.envs.common import (
     runner_command,
     sandbox_env,
 )
+from swesrl.envs.tools import editor_command
 from swesrl.utils import UserError
 
 log = logging.getLogger(__name__)
@@ -374,8 +375,6 @@ class DockerEnv:
     def editor(self, params: dict[str, str], timeout: float | None = None) -> Observation:
         """str_replace_editor, run by the container's runner in a fork (same output as the script)."""
         if not self._use_runner:
-            from swesrl.envs.tools import editor_command
-
             return self.execute(editor_command(params), timeout)
         return self._exec("", timeout, self.config.max_output_bytes, {"editor": params})
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 
+from swesrl.envs.docker_env import docker_client
+
 log = logging.getLogger(__name__)
 
 CACHE_LEVELS = ("none", "base", "env", "instance")
@@ -90,7 +92,6 @@ def remove_image(client, name: str, in_use: set[str] | None = None) -> bool:
 def gc_images(cache_level: str = DEFAULT_CACHE_LEVEL, namespace: str | None = None, client=None) -> list[str]:
     """Remove the SWE-bench images above `cache_level` (present ones too: this is a clean), only
     those under `namespace/` when given, that no container uses. Returns the removed tags."""
-    from swesrl.envs.docker_env import docker_client
 
     check_cache_level(cache_level)
     client = client or docker_client()

@@ -12,9 +12,9 @@ import typer
 
 
 def load_instances_lenient(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """Instances like `swesrl.tasks.instances.load_instances`, but a bad entry or a duplicate id is
+    """Instances like `swesrl.core.instances.load_instances`, but a bad entry or a duplicate id is
     reported and left out instead of stopping the run."""
-    from swesrl.tasks.instances import _normalise, load_instances
+    from swesrl.core.instances import load_instances, normalise_instance
     from swesrl.utils import UserError, read_utf8
 
     p = Path(path)
@@ -50,7 +50,7 @@ def load_instances_lenient(path: Path) -> tuple[list[dict[str, Any]], list[str]]
             problems.append(f"{where}: not a JSON object; skipped")
             continue
         try:
-            inst = _normalise(row, where)
+            inst = normalise_instance(row, where)
         except UserError as e:
             problems.append(f"{e}; skipped")
             continue
@@ -135,8 +135,8 @@ def eval_cmd(
     from rich.console import Console
     from rich.table import Table
 
+    from swesrl.core.instances import default_mirror
     from swesrl.harness.run import evaluate, load_predictions, validate_dataset
-    from swesrl.tasks.instances import default_mirror
     from swesrl.utils import UserError
 
     console = Console(stderr=True)
@@ -326,8 +326,8 @@ def oracle_cmd(
     """The paper's "oracle file edit" setting: issue + gold-touched files -> model edits -> predictions."""
     from rich.console import Console
 
+    from swesrl.core.instances import default_mirror, load_instances, select
     from swesrl.harness.oracle import OracleConfig, run_oracle
-    from swesrl.tasks.instances import default_mirror, load_instances, select
 
     cfg = OracleConfig()
     if config:

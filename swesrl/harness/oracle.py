@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from swesrl.config import StrictModel
+from swesrl.core.instances import Instance, repo_source
 from swesrl.harness.spec import patch_files
-from swesrl.tasks.instances import Instance, repo_source
-from swesrl.utils import UserError, append_jsonl
+from swesrl.utils import UserError, append_jsonl, make_progress
 
 log = logging.getLogger(__name__)
 
@@ -407,7 +407,6 @@ def run_oracle(
 ) -> dict[str, Any]:
     """Writes `out_dir/predictions.jsonl` (for `swesrl eval`) and `out_dir/outputs.jsonl` (prompts'
     sizes, raw answers, parse problems). Instances already in predictions.jsonl are skipped."""
-    from swesrl.utils import make_progress
 
     cfg = cfg or OracleConfig()
     out = Path(out_dir)

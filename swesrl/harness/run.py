@@ -29,7 +29,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from swesrl.core.instances import Instance, repo_source
+from swesrl.envs import env_for_instance
 from swesrl.envs.base import WORKDIR, SandboxConfig
+from swesrl.envs.docker_env import DockerEnv
 from swesrl.harness.grading import LINE_PARSERS, Status, failed_tests_report, format_test_output, grade
 from swesrl.harness.integrity import (
     PLUGIN_NAME,
@@ -43,9 +46,22 @@ from swesrl.harness.integrity import (
     reporter_env,
     reset_script,
 )
-from swesrl.harness.spec import DEFAULT_NAMESPACE, EvalSpec, make_eval_spec
-from swesrl.tasks.instances import Instance
-from swesrl.utils import UserError, atomic_write_json, atomic_write_text
+from swesrl.harness.spec import (
+    DEFAULT_NAMESPACE,
+    EvalSpec,
+    make_eval_spec,
+    reset_test_files,
+    split_eval_script,
+)
+from swesrl.utils import (
+    Interrupted,
+    UserError,
+    atomic_write_json,
+    atomic_write_text,
+    make_progress,
+    read_utf8,
+    run_in_threads,
+)
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +153,6 @@ def _eval_parts(spec: EvalSpec) -> tuple[list[str], list[str]]:
     start in the directory the set-up ended in, as in one script. Before a script's own set-up the
     files `test_patch` touches are reset (those base_commit lacks removed), so a model patch cannot
     pre-create a file the test patch adds (SWE-bench's reset covers existing files only)."""
-    from swesrl.harness.spec import reset_test_files, split_eval_script
 
     if spec.eval_script is None:  # an EvalSpec made by hand
         return [], [f"cd {WORKDIR}", ACTIVATE, spec.test_cmd or ""]
@@ -229,8 +244,6 @@ def _apply_patch(env, scratch: str) -> tuple[bool, str]:
 def _open_env(instance: Instance, spec: EvalSpec, config: SandboxConfig, mirror):
     """A fresh sandbox at base_commit. Docker: SWE-bench-style instances (classic fallback, swebench 5)
     and instances whose repository is not in the mirror use the repository inside their image."""
-    from swesrl.envs import env_for_instance
-    from swesrl.tasks.instances import repo_source
 
     cfg = config.model_copy(update={"max_output_bytes": max(config.max_output_bytes, MAX_LOG_BYTES + 4096)})
     if (
@@ -238,8 +251,6 @@ def _open_env(instance: Instance, spec: EvalSpec, config: SandboxConfig, mirror)
         and spec.image
         and (spec.kind in ("classic", "eval_script") or repo_source(instance, mirror) is None)
     ):
-        from swesrl.envs.docker_env import DockerEnv
-
         return DockerEnv(None, instance["base_commit"], cfg, image=spec.image)
     inst = dict(instance)
     if spec.image and config.backend == "docker":
@@ -419,7 +430,6 @@ def load_predictions(path: str | Path) -> tuple[list[dict[str, Any]], list[str]]
     p = Path(path)
     if not p.is_file():
         raise UserError(f"predictions file not found: {p}")
-    from swesrl.utils import read_utf8
 
     problems: list[str] = []
     rows: list[tuple[str, Any]] = []
@@ -574,8 +584,6 @@ def evaluate(
     """
     import contextlib
 
-    from swesrl.utils import Interrupted, run_in_threads
-
     if workers < 1:
         raise UserError(f"--workers must be at least 1, got {workers}")
     if not run_id or "/" in run_id or run_id in (".", ".."):
@@ -622,8 +630,6 @@ def evaluate(
 
     prog = None
     if progress and todo:
-        from swesrl.utils import make_progress
-
         prog = make_progress(transient=False)
         task = prog.add_task(f"eval {run_id}", total=len(todo), status="")
         prog.start()

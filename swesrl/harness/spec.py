@@ -27,9 +27,9 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
+from swesrl.core.instances import Instance
 from swesrl.envs.base import WORKDIR
 from swesrl.harness import official
-from swesrl.tasks.instances import Instance
 
 DEFAULT_NAMESPACE = "swebench"
 ACTIVATE = "if [ -f /opt/miniconda3/bin/activate ]; then source /opt/miniconda3/bin/activate; conda activate testbed; fi"

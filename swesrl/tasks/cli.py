@@ -23,8 +23,8 @@ def build(
     from rich.console import Console
     from rich.table import Table
 
+    from swesrl.core.instances import load_instances
     from swesrl.tasks.generate import build_suite
-    from swesrl.tasks.instances import load_instances
 
     t0 = time.monotonic()
     path = build_suite(out, n=n, seed=seed, progress=True)
@@ -61,8 +61,8 @@ def expert(
     """Solve tasks with the scripted expert through the real agent loop and sandbox; write trajectories."""
     from statistics import median
 
+    from swesrl.core.instances import default_mirror, load_instances
     from swesrl.tasks.expert import solve
-    from swesrl.tasks.instances import default_mirror, load_instances
     from swesrl.utils import UserError
 
     insts = load_instances(instances)

@@ -26,7 +26,10 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from swesrl.agent.actions import format_action
+from swesrl.agent.loop import load_agent_config, run_agent
+from swesrl.core.actions import format_action
+from swesrl.envs import SandboxConfig, env_for_instance
+from swesrl.harness import grade_patch
 from swesrl.utils import append_jsonl, atomic_write_text, make_progress
 
 log = logging.getLogger(__name__)
@@ -421,8 +424,6 @@ def solve(
     With `grade`, each submission is evaluated by the harness in a fresh sandbox and
     `info["resolved"]` records the result. Returns the trajectories in instance order.
     """
-    from swesrl.agent.loop import load_agent_config, run_agent
-    from swesrl.envs import SandboxConfig, env_for_instance
 
     out = Path(out)
     config = load_agent_config(["context.kind=full", "step_limit=40", *(overrides or [])])
@@ -444,8 +445,6 @@ def solve(
         info = traj["info"]
         info.update(family=inst.get("family", ""), split=inst.get("split", ""), expert_seed=seed)
         if grade:
-            from swesrl.harness import grade_patch
-
             report = grade_patch(inst, info.get("submission") or "", config.sandbox, mirror=mirror)
             info["resolved"] = bool(report.get("resolved"))
         with lock:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from swesrl.tasks.catalog import FAMILIES, TEST_FAMILIES, THEMES, Bug, Snippet, Theme, apply_bug
-from swesrl.utils import UserError, atomic_write_json, write_jsonl
+from swesrl.utils import UserError, atomic_write_json, make_progress, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -683,8 +683,6 @@ def build_suite(out_dir: str | Path, n: int = 60, seed: int = 0, progress: bool 
     instances = []
     bar = None
     if progress:
-        from swesrl.utils import make_progress
-
         bar = make_progress(transient=True)
         bar.start()
         job = bar.add_task("writing repositories", total=len(used), status="")

@@ -25,7 +25,7 @@ def _load_tokenizer(name: str | None):
 
 
 def _instances_by_id(path) -> dict:
-    from swesrl.tasks.instances import load_instances
+    from swesrl.core.instances import load_instances
 
     return {i["instance_id"]: dict(i) for i in load_instances(path)}
 
@@ -88,8 +88,8 @@ def data_build(
 
     from swesrl.agent.context import ContextPolicy
     from swesrl.agent.loop import load_agent_config
+    from swesrl.core.trajectories import expand_paths
     from swesrl.training.data import BuildOptions, build_dataset
-    from swesrl.training.data.readers import expand_paths
     from swesrl.utils import UserError, make_progress
 
     if (max_prompt_tokens or max_observation_tokens) and not tokenizer:
@@ -164,8 +164,8 @@ def data_verify(
     from rich.table import Table
 
     from swesrl.agent.loop import load_agent_config
-    from swesrl.tasks.instances import default_mirror
-    from swesrl.training.data.readers import expand_paths
+    from swesrl.core.instances import default_mirror
+    from swesrl.core.trajectories import expand_paths
     from swesrl.training.data.verify import verify_trajectories
     from swesrl.utils import UserError, atomic_write_json, make_progress
 

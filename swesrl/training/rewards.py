@@ -9,7 +9,7 @@ monologue followed by exactly one action; the reward is computed on the action o
 What is compared (default `compare="text"`, the paper's choice): `a` is everything the policy
 wrote after its last `</think>`, stripped of surrounding whitespace; `b` is the expert action
 string (the SWE-agent XML call from the trajectory), stripped. The format check is
-`swesrl.agent.actions.parse_action` (exactly one well-formed call to a known tool, with its
+`swesrl.core.actions.parse_action` (exactly one well-formed call to a known tool, with its
 required parameters) plus, by default, a closed `</think>` before the call. Options:
 `compare="call"` compares only the call as written (`<function=` .. `</function>`, ignoring any
 text around it), `compare="canonical"` compares `Action.canonical()` of both calls (parameter
@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from swesrl.agent.actions import FormatError, parse_action
+from swesrl.core.actions import FormatError, parse_action
 
 try:
     from cydifflib import SequenceMatcher

@@ -29,8 +29,15 @@ from typing import Any
 
 from pydantic import Field
 
+from swesrl.agent.context import select_context
+from swesrl.agent.loop import run_agent
+from swesrl.agent.models import STOP, cut_at_stop
+from swesrl.agent.prompts import load_agent_config
 from swesrl.config import StrictModel, load_config
+from swesrl.core.instances import default_mirror, load_instances, select
+from swesrl.envs import env_for_instance
 from swesrl.envs.base import SandboxConfig
+from swesrl.harness import grade_patch
 from swesrl.training.srl import ModelConfig, load_policy
 from swesrl.utils import UserError, append_jsonl, atomic_write_json, make_progress
 
@@ -114,8 +121,6 @@ class PolicyModel:
     def generate(self, messages: list[dict], n: int = 1, **sampling: Any) -> list[str]:
         import torch
 
-        from swesrl.agent.models import STOP, cut_at_stop
-
         ids = self.tokenizer.apply_chat_template(
             messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
         )
@@ -138,7 +143,6 @@ class PolicyModel:
 
 def episode_turns(messages: list[dict], context) -> list[tuple[list[dict], str]]:
     """(what the model saw, what it replied) for every assistant turn of a trajectory."""
-    from swesrl.agent.context import select_context
 
     return [
         (select_context(messages[:i], context), m["content"])
@@ -157,9 +161,6 @@ def encode_turn(tokenizer, prompt: list[dict], reply: str) -> tuple[list[int], l
 
 def rollout_group(instance: dict, policy: PolicyModel, cfg: RLVRConfig, agent_cfg, mirror, g: int, pool):
     """G episodes of one instance, each graded; returns [(trajectory, reward)]."""
-    from swesrl.agent.loop import run_agent
-    from swesrl.envs import env_for_instance
-    from swesrl.harness import grade_patch
 
     def one(_):
         with env_for_instance(instance, cfg.sandbox, mirror) as env:
@@ -211,7 +212,6 @@ def update_policy(model, tokenizer, opt, kept, context, t: RLVRTrainConfig, devi
 
 
 def load_rlvr_instances(d: RLVRDataConfig) -> tuple[list[dict], Path]:
-    from swesrl.tasks.instances import default_mirror, load_instances, select
 
     path = Path(d.instances)
     if not path.is_file():
@@ -230,7 +230,6 @@ def load_rlvr_instances(d: RLVRDataConfig) -> tuple[list[dict], Path]:
 def train_rlvr(cfg: RLVRConfig) -> dict:
     import torch
 
-    from swesrl.agent.prompts import load_agent_config
     from swesrl.training.grpo import dynamic_sampling_mask, group_advantages
     from swesrl.training.plots import plot_metrics
 

@@ -42,6 +42,7 @@ from pydantic import Field
 from swesrl.config import StrictModel, load_config
 from swesrl.training.context import chat_tokens, context_length, fit_context
 from swesrl.training.progress import OnStep, quiet_trainer
+from swesrl.training.rewards import FORMAT_FAILURE, srl_reward
 from swesrl.utils import UserError, iter_jsonl
 
 log = logging.getLogger(__name__)
@@ -218,7 +219,6 @@ def load_policy(cfg: ModelConfig):
 
 
 def make_reward_func(cfg: RewardConfig):
-    from swesrl.training.rewards import FORMAT_FAILURE, srl_reward
 
     def srl_similarity(completions, expert_action, log_metric=None, **kw):
         rewards = srl_reward(completions, expert_action, compare=cfg.compare, require_think=cfg.require_think)

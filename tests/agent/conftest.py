@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from swesrl.agent.actions import format_action
 from swesrl.agent.prompts import initial_messages, load_agent_config
+from swesrl.core.actions import format_action
 from swesrl.envs.local import bwrap_available
 
 # the fix changes the file's size: see the report on racy-git in the envs diff (cp without -p)

@@ -8,14 +8,14 @@ import json
 import pytest
 from unidiff import PatchSet
 
-from swesrl.agent.actions import format_action
 from swesrl.agent.batch import run_batch
 from swesrl.agent.loop import load_agent_config
 from swesrl.agent.models import get_model
 from swesrl.agent.prompts import initial_messages
+from swesrl.core.actions import format_action
+from swesrl.core.instances import load_instances
 from swesrl.envs.local import bwrap_available
 from swesrl.tasks import build_suite
-from swesrl.tasks.instances import load_instances
 
 
 def changes(patch: str) -> list[tuple[str, list[str]]]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from swesrl.agent.actions import format_action
 from swesrl.agent.loop import Agent, load_agent_config, run_agent
 from swesrl.agent.models import get_model
+from swesrl.core.actions import format_action
 from swesrl.envs import env_for_instance
 from tests.agent.conftest import expert_turns, trajectory
 

@@ -10,9 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from swesrl.agent.actions import format_action, parse_action
 from swesrl.agent.loop import load_agent_config, run_agent
 from swesrl.agent.models import HFModel, OpenAIModel, ReplayModel, cut_at_stop, get_model
+from swesrl.core.actions import format_action, parse_action
 from swesrl.envs import env_for_instance
 from swesrl.utils import UserError
 

@@ -22,13 +22,13 @@ import pytest
 import requests
 
 import swesrl
-from swesrl.agent.actions import parse_action
 from swesrl.agent.loop import load_agent_config
 from swesrl.agent.models import get_model
 from swesrl.agent.prompts import initial_messages
+from swesrl.core.actions import parse_action
+from swesrl.core.instances import load_instances
 from swesrl.envs.local import bwrap_available
 from swesrl.tasks import build_suite
-from swesrl.tasks.instances import load_instances
 from tests.agent.test_cli import free_port
 from tests.agent.test_cli import swesrl as swesrl_cli
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from swesrl.agent.actions import Action, parse_action
+from swesrl.core.actions import Action, parse_action
 from swesrl.envs import SandboxConfig, make_env
 from swesrl.envs.tools import execute_action
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from swesrl.core.instances import load_instances
 from swesrl.harness import evaluate, load_predictions
 from swesrl.tasks import build_suite
-from swesrl.tasks.instances import load_instances
 
 
 def swesrl(*args: str, **kw) -> subprocess.CompletedProcess:

@@ -10,11 +10,11 @@ from statistics import median
 
 import pytest
 
-from swesrl.agent.actions import parse_action
 from swesrl.agent.loop import load_agent_config, render_observation
+from swesrl.core.actions import parse_action
+from swesrl.core.instances import default_mirror, load_instances
 from swesrl.envs.base import Observation
 from swesrl.tasks.expert import ScriptedExpert, solve
-from swesrl.tasks.instances import default_mirror, load_instances
 
 
 def check_format(traj: dict) -> list[str]:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from swesrl.core.instances import default_mirror, load_instances, repo_source
 from swesrl.tasks import MAX_N, build_suite
 from swesrl.tasks.catalog import FAMILIES, TEST_FAMILIES
-from swesrl.tasks.instances import default_mirror, load_instances, repo_source
 from swesrl.utils import UserError
 
 FIELDS = [

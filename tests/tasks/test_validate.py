@@ -8,8 +8,8 @@ import base64
 import pytest
 from swebench.harness.log_parsers import PARSER_REGISTRY
 
+from swesrl.core.instances import default_mirror, load_instances
 from swesrl.envs import SandboxConfig, env_for_instance
-from swesrl.tasks.instances import default_mirror, load_instances
 
 parse_log_pytest = PARSER_REGISTRY["parse_log_pytest"]
 

@@ -366,9 +366,9 @@ def test_cli_verify_keeps_trajectories_that_resolve(suite, tmp_path):
 def test_round_trip_on_a_bundled_task_with_the_scripted_expert(tmp_path):
     """The tasks' scripted expert solves a bundled task through the agent loop (full history); its
     trajectory, replayed under the paper's SRL context, gives prompts equal to the step instances."""
+    from swesrl.core.instances import default_mirror, load_instances
     from swesrl.tasks import build_suite
     from swesrl.tasks.expert import ScriptedExpert
-    from swesrl.tasks.instances import default_mirror, load_instances
 
     path = build_suite(tmp_path / "suite", n=1, seed=0)
     (inst,) = load_instances(path)

@@ -6,8 +6,7 @@
 - `verify`: `swesrl data verify` (replay expert actions in a sandbox and grade the patch).
 """
 
-from swesrl.training.data.build import BuildOptions, build_dataset
-from swesrl.training.data.readers import (
+from swesrl.core.trajectories import (
     Dropped,
     Step,
     Trajectory,
@@ -16,6 +15,7 @@ from swesrl.training.data.readers import (
     normalise,
     read_trajectories,
 )
+from swesrl.training.data.build import BuildOptions, build_dataset
 from swesrl.training.data.steps import agent_messages, assistant_turn, build_step_instances, sft_conversation
 
 __all__ = [

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from swesrl.agent.context import ContextPolicy
-from swesrl.training.data.readers import Dropped, expand_paths, iter_records, load_and_normalise
+from swesrl.agent.loop import load_agent_config
+from swesrl.core.trajectories import Dropped, expand_paths, iter_records, load_and_normalise
 from swesrl.training.data.steps import TokenBudget, agent_messages, build_step_instances, sft_conversation
 from swesrl.utils import atomic_write_json
 
@@ -232,8 +233,6 @@ def build_dataset(
     `workers` > 1 cuts trajectories in that many processes; the output is the same, in the same order."""
     opts = opts or BuildOptions()
     if config is None:
-        from swesrl.agent.loop import load_agent_config
-
         config = load_agent_config()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

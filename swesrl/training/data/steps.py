@@ -17,10 +17,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from swesrl.agent.actions import FormatError, parse_action
 from swesrl.agent.context import ContextPolicy, select_context
+from swesrl.agent.loop import initial_messages, load_agent_config, render_format_error, render_observation
+from swesrl.core.actions import FormatError, parse_action
+from swesrl.core.trajectories import Dropped, Step, Trajectory
 from swesrl.envs.base import Observation
-from swesrl.training.data.readers import Dropped, Step, Trajectory
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,6 @@ def agent_messages(
     max_observation_tokens: int | None = None,
 ) -> list[dict]:
     """The whole episode as the agent loop's message list: `[system, task, (assistant, observation)*]`."""
-    from swesrl.agent.loop import initial_messages, render_format_error, render_observation
 
     messages = initial_messages(config, task_instance(traj, instance))
     if system_prompt is not None:
@@ -159,8 +159,6 @@ def build_step_instances(
     steps; `max_steps` keeps the first N steps of each trajectory.
     """
     if config is None:
-        from swesrl.agent.loop import load_agent_config
-
         config = load_agent_config()
     budget = TokenBudget(tokenizer) if tokenizer is not None else None
     if messages is None:

@@ -17,7 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from swesrl.training.data.readers import Dropped, Trajectory, iter_trajectories
+from swesrl.agent.loop import run_agent
+from swesrl.agent.models import get_model
+from swesrl.core.trajectories import Dropped, Trajectory, iter_trajectories
+from swesrl.envs import env_for_instance
+from swesrl.harness import grade_patch
 from swesrl.training.data.steps import agent_messages
 
 log = logging.getLogger(__name__)
@@ -34,10 +38,6 @@ def to_agent_trajectory(traj: Trajectory, config: Any, instance: dict | None = N
 
 def verify_one(traj: Trajectory, instance: dict, config: Any, mirror: str | Path | None) -> dict:
     """Replay one trajectory in a sandbox and grade the patch; returns a result row."""
-    from swesrl.agent.loop import run_agent
-    from swesrl.agent.models import get_model
-    from swesrl.envs import env_for_instance
-    from swesrl.harness import grade_patch
 
     row: dict[str, Any] = {"instance_id": traj["instance_id"], "source": traj["source"], "resolved": False}
     recorded = to_agent_trajectory(traj, config, instance)

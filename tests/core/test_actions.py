@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from swesrl.agent.actions import FormatError, format_action, parse_action
+from swesrl.core.actions import FormatError, format_action, parse_action
 
 REAL = Path(__file__).resolve().parents[1] / "data" / "real" / "swesmith_ft_xml_example.jsonl"
 

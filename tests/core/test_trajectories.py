@@ -12,7 +12,7 @@ from pathlib import Path
 from swesrl.training.data import Dropped, detect_format, iter_trajectories, read_trajectories
 
 REAL = Path(__file__).resolve().parents[1] / "data" / "real"  # copies of ../shared/data/real
-FIX = Path(__file__).parent / "data_fixtures"
+FIX = Path(__file__).resolve().parents[1] / "training" / "data_fixtures"
 SUBMIT = "<function=submit>\n</function>"
 
 

@@ -37,7 +37,7 @@ class Instance(TypedDict, total=False):
     split: str
 
 
-def _normalise(row: dict[str, Any], where: str) -> Instance:
+def normalise_instance(row: dict[str, Any], where: str) -> Instance:
     missing = [k for k in REQUIRED if not row.get(k)]
     if missing:
         raise UserError(f"{where}: instance is missing {', '.join(missing)}")
@@ -85,7 +85,7 @@ def load_instances(path: str | Path) -> list[Instance]:
     for i, row in enumerate(rows, 1):
         if not isinstance(row, dict):
             raise UserError(f"{p}: entry {i} is not an object")
-        inst = _normalise(row, f"{p}: entry {i}")
+        inst = normalise_instance(row, f"{p}: entry {i}")
         if inst["instance_id"] in seen:
             raise UserError(f"{p}: duplicate instance_id {inst['instance_id']}")
         seen.add(inst["instance_id"])

@@ -34,7 +34,7 @@ from typing import Any, NamedTuple, TypedDict
 
 from typing_extensions import NotRequired
 
-from swesrl.agent.actions import FormatError, format_action, parse_action, split_thought
+from swesrl.core.actions import FormatError, format_action, parse_action, split_thought
 
 
 class Step(NamedTuple):
