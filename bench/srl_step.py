@@ -131,20 +131,38 @@ def main() -> None:
                              "load_avg_before": round(load, 2)})  # fmt: skip
                 console.print(rows[-1])
     by = {label: statistics.mean(r["s_per_step"] for r in rows if r["arm"] == label) for label, _, _ in ARMS}
-    base = by["stock TRL"]
+    # paired ratios: each arm against stock TRL of the same repeat (adjacent in time, so under the
+    # same load); the median of those is the figure, their range the spread
+    stock = {r["repeat"]: r["s_per_step"] for r in rows if r["arm"] == "stock TRL"}
+    ratios = {
+        label: [r["s_per_step"] / stock[r["repeat"]] for r in rows if r["arm"] == label]
+        for label, _, _ in ARMS
+    }
     table = Table(
         title=f"SRL step on the tiny checkpoint ({args.steps} steps x {args.repeats}, G=4, 4 prompts, 64 tokens)"
     )
-    for col in ("arm", "s / step", "vs stock TRL"):
+    for col in ("arm", "mean s / step", "min s / step", "vs stock TRL (median of paired)", "paired range"):
         table.add_column(col, justify="right")
     for label, v in by.items():
-        table.add_row(label, f"{v:.3f}", f"{v / base:.3f}x")
+        best = min(r["s_per_step"] for r in rows if r["arm"] == label)
+        rs = ratios[label]
+        table.add_row(label, f"{v:.3f}", f"{best:.3f}", f"{statistics.median(rs):.3f}x",
+                      f"{min(rs):.3f}-{max(rs):.3f}")  # fmt: skip
     console.print(table)
     meta = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "machine": platform.machine(),
             "python": platform.python_version()}  # fmt: skip
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(
-        json.dumps({"meta": meta, "mean_s_per_step": by, "rows": rows}, indent=2) + "\n"
+        json.dumps(
+            {
+                "meta": meta,
+                "mean_s_per_step": by,
+                "paired_ratio_median": {k: statistics.median(v) for k, v in ratios.items()},
+                "rows": rows,
+            },
+            indent=2,
+        )
+        + "\n"
     )
     console.print(f"wrote {args.out}")
 
