@@ -16,6 +16,8 @@ from swesrl.utils import UserError, iter_jsonl, read_utf8
 
 REQUIRED = ("instance_id", "repo", "base_commit", "problem_statement")
 LIST_FIELDS = ("FAIL_TO_PASS", "PASS_TO_PASS")
+DEFAULT_NAMESPACE = "swebench"
+"""Docker Hub namespace of SWE-bench's published evaluation images."""
 
 
 class Instance(TypedDict, total=False):
@@ -120,3 +122,9 @@ def repo_source(instance: Instance, mirror: str | Path | None) -> Path | None:
         if cand.exists():
             return cand
     return None
+
+
+def official_image(instance_id: str, namespace: str = DEFAULT_NAMESPACE, arch: str = "x86_64") -> str:
+    """SWE-bench's published evaluation image (Docker Hub forbids `__`, hence `_1776_`)."""
+    key = f"sweb.eval.{arch}.{instance_id.lower()}:latest"
+    return f"{namespace}/{key}".replace("__", "_1776_")

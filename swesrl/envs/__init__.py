@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from swesrl.core.instances import repo_source
+from swesrl.core.instances import official_image, repo_source
 from swesrl.envs.base import WORKDIR, Environment, Observation, SandboxConfig
 from swesrl.utils import UserError
 
@@ -50,13 +50,16 @@ def make_env(
 
 
 def env_for_instance(instance, config: SandboxConfig, mirror: str | Path | None = None) -> Environment:
-    """The sandbox for one SWE-bench-schema instance; its repository comes from the mirror folder."""
+    """The sandbox for one SWE-bench-schema instance; its repository comes from the mirror folder,
+    or, with the docker backend and no mirror repository, from the instance's image: `image_name`,
+    else SWE-bench's official image (`config.image_namespace`), the image its grading uses."""
 
     source = repo_source(instance, mirror)
+    if source is None and config.backend == "docker" and not instance.get("test_cmd"):
+        image = instance.get("image_name") or official_image(instance["instance_id"], config.image_namespace)
+        return make_env(None, instance["base_commit"], config, image=image)  # repo is in the image
     if source is None and config.backend == "docker" and instance.get("image_name"):
-        return make_env(
-            None, instance["base_commit"], config, image=instance["image_name"]
-        )  # repo is in the image
+        return make_env(None, instance["base_commit"], config, image=instance["image_name"])
     if source is None:
         raise UserError(
             f"{instance['instance_id']}: no repository for {instance['repo']} in mirror {mirror} "

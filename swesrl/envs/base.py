@@ -50,7 +50,10 @@ class SandboxConfig(StrictModel):
     network: bool = False
     """Allow network access from inside the sandbox (off by default)."""
     image: str = "swesrl/base:latest"
-    """Docker image for tasks that name none (bundled tasks); SWE-bench tasks use their own image."""
+    """Docker image for tasks that name none and are not SWE-bench tasks (bundled tasks)."""
+    image_namespace: str = "swebench"
+    """Docker backend: namespace of SWE-bench's official images (`sweb.eval.x86_64.<id>`), the
+    sandbox of a SWE-bench instance that names no image and has no repository in the mirror."""
     memory: str = "4g"
     """Docker memory limit; the local backend applies it as an address-space limit per command."""
     pids: int = 512

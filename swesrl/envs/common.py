@@ -44,6 +44,8 @@ SANDBOX_ENV = {
     "PYTHONDONTWRITEBYTECODE": "1",
 }
 GIT_NAME, GIT_EMAIL = "swesrl", "swesrl@localhost"
+CONDA_ACTIVATE = "if [ -f /opt/miniconda3/bin/activate ]; then source /opt/miniconda3/bin/activate; conda activate testbed; fi"
+"""SWE-bench images' environment activation: the grader's test lines and agent sandboxes use it."""
 
 
 class OutputBuffer:

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from swesrl.envs.base import WORKDIR, Observation, SandboxConfig
 from swesrl.envs.common import (
+    CONDA_ACTIVATE,
     RUNNER_DIED,
     STATE_DIR,
     Channel,
@@ -317,11 +318,32 @@ class DockerEnv:
         ).split()
         if CONDA_TESTBED in out and "PATH" not in self.config.env:  # SWE-bench images: their conda env first
             self._exec_env["PATH"] = f"{CONDA_TESTBED}:{out[0]}"
+            self._exec_env.update(self._activated_env())
         self._has_python = "python3" in out or CONDA_TESTBED in out
         if not self._has_python:
             log.warning(
                 "no python3 in %s: str_replace_editor will not work; one docker exec per command", self.image
             )
+
+    def _activated_env(self) -> dict[str, str]:
+        """The variables `CONDA_ACTIVATE` sets (what the grader's test lines run with), so agent
+        commands in a SWE-bench image run in the same environment as its grading."""
+        script = f"env -0 > {STATE_DIR}/env.before; {CONDA_ACTIVATE} >/dev/null 2>&1; env -0"
+        after = self._exec_checked(script, "activating the image's environment")
+        before = self._exec_checked(
+            f"cat {STATE_DIR}/env.before; rm -f {STATE_DIR}/env.before", "reading env"
+        )
+
+        def parse(text: str) -> dict[str, str]:
+            return dict(kv.split("=", 1) for kv in text.split("\0") if "=" in kv)
+
+        old, new = parse(before), parse(after)
+        skip = {"PWD", "OLDPWD", "SHLVL", "_"}
+        return {
+            k: v
+            for k, v in new.items()
+            if old.get(k) != v and k not in skip and not k.startswith("BASH_FUNC")
+        }
 
     def _host_cpus(self) -> float:
         try:

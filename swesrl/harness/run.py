@@ -32,6 +32,7 @@ from typing import Any
 from swesrl.core.instances import Instance, repo_source
 from swesrl.envs import env_for_instance
 from swesrl.envs.base import WORKDIR, SandboxConfig
+from swesrl.envs.common import CONDA_ACTIVATE
 from swesrl.envs.docker_env import DockerEnv
 from swesrl.harness.grading import LINE_PARSERS, Status, failed_tests_report, format_test_output, grade
 from swesrl.harness.integrity import (
@@ -142,7 +143,7 @@ def _read_files(env, paths: list[str]) -> list[str]:
     return [p for p in parts] + [""] * (len(paths) - len(parts))
 
 
-ACTIVATE = "if [ -f /opt/miniconda3/bin/activate ]; then source /opt/miniconda3/bin/activate; conda activate testbed; fi"
+ACTIVATE = CONDA_ACTIVATE
 
 
 def _eval_parts(spec: EvalSpec) -> tuple[list[str], list[str]]:

@@ -27,12 +27,12 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from swesrl.core.instances import Instance
+from swesrl.core.instances import DEFAULT_NAMESPACE, Instance, official_image
 from swesrl.envs.base import WORKDIR
+from swesrl.envs.common import CONDA_ACTIVATE
 from swesrl.harness import official
 
-DEFAULT_NAMESPACE = "swebench"
-ACTIVATE = "if [ -f /opt/miniconda3/bin/activate ]; then source /opt/miniconda3/bin/activate; conda activate testbed; fi"
+ACTIVATE = CONDA_ACTIVATE
 """Enter the image's `testbed` conda environment when it has one (SWE-bench images do)."""
 
 # `diff --git` headers, or `---` / `+++` lines for diffs without them.
@@ -55,12 +55,6 @@ def patch_files(patch: str) -> list[str]:
         if p != "/dev/null" and p not in out:
             out.append(p)
     return out
-
-
-def official_image(instance_id: str, namespace: str = DEFAULT_NAMESPACE, arch: str = "x86_64") -> str:
-    """SWE-bench's published evaluation image (Docker Hub forbids `__`, hence `_1776_`)."""
-    key = f"sweb.eval.{arch}.{instance_id.lower()}:latest"
-    return f"{namespace}/{key}".replace("__", "_1776_")
 
 
 def default_parser(repo: str) -> str:

@@ -284,6 +284,30 @@ def test_classic_instance_runs_the_official_eval_script_in_the_official_image(
     assert grade_patch(new, cheat, cfg, None, timeout=120, namespace="swesrltest")["resolved"] is False
 
 
+@pytest.mark.docker
+def test_agent_sandbox_of_a_classic_instance_is_its_official_image_activated(
+    official_style_image, calc_suite
+):
+    """`swesrl run` / `step` / RLVR on a classic instance with the docker backend and no mirror: the
+    sandbox is the image its grading uses, commands run in the environment `conda activate testbed`
+    gives the grader's test lines, and the history ends at base_commit."""
+    from swesrl.envs import env_for_instance
+
+    src = calc_suite[1]["demo__calc-1"]
+    classic = {k: src[k] for k in ("base_commit", "patch", "test_patch", "FAIL_TO_PASS", "PASS_TO_PASS")}
+    classic.update(instance_id="pallets__flask-9999", repo="pallets/flask", problem_statement="x")
+    cfg = SandboxConfig(backend="docker", image_namespace="swesrltest")
+    with env_for_instance(classic, cfg, mirror=None) as env:
+        assert env.image == official_style_image
+        obs = env.execute("echo $CONDA_DEFAULT_ENV; command -v pytest")
+        assert obs.output.split() == ["testbed", "/opt/miniconda3/envs/testbed/bin/pytest"], obs.output
+        assert env.execute("python3 -m pytest -q tests/test_ops.py").returncode == 0
+        assert (
+            env.execute("git rev-list --all | wc -l").output.strip()
+            == env.execute("git rev-list HEAD | wc -l").output.strip()
+        )
+
+
 def swebench5_instance(src: dict) -> dict:
     """The calc task in swebench 5's shape: its own eval script (resets, applies the test patch, runs
     the tests between the markers), log parser and eval type."""
