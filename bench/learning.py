@@ -48,19 +48,19 @@ def rlvr(demo: Demo, base: Path, out_dir: Path, steps: int, seed: int) -> dict:
                 "ids": [i["instance_id"] for i in train],
             },
             "agent": [demo.cfg.agent, "step_limit=6"],
-            "grade_timeout": 120,
+            "reward": {"grade_timeout": 120},
+            "rollout": {"max_concurrent_episodes": max(demo.cfg.workers, 8)},
+            "dynamic_sampling": {"max_rounds": 1},
             "train": {
                 "prompts_per_step": 2,
                 "num_generations": 4,
                 "micro_batch_size": 8,
                 "learning_rate": demo.cfg.srl.learning_rate,
                 "max_steps": steps,
-                "max_new_tokens": 128,
-                "max_rounds": 1,
-                "workers": demo.cfg.workers,
+                "max_completion_length": 128,
                 "seed": seed,
             },
-            "output": {"dir": str(out_dir), "save_steps": steps, "plots": False},
+            "output": {"dir": str(out_dir), "save_steps": steps, "plots": False, "report_to": ["none"]},
         }
     )
     return train_rlvr(cfg)

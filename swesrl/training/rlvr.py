@@ -1,47 +1,84 @@
-"""RLVR: GRPO on whole agent episodes in sandboxes, reward = resolved (1/0) from the harness.
+"""RLVR: GRPO on whole agent episodes in sandboxes, reward from the harness (resolved, 1/0).
 
-Each step: B task instances, G episodes each. An episode is `swesrl.agent.loop.run_agent` with the
-policy itself as the model (`PolicyModel`, in process, sampling at `temperature`) in a fresh
-sandbox; its submission is graded by `swesrl.harness.grade_patch` in another fresh sandbox.
-Rewards -> group advantages (`grpo.group_advantages`); groups whose G rewards are all equal carry
-no signal and are filtered (`grpo.dynamic_sampling_mask`), refilled with fresh instances for up to
-`max_rounds`. The loss is the clipped GRPO surrogate (`grpo.policy_loss`) over the policy's own
-tokens only: every assistant turn becomes one sequence, its prompt exactly what the agent showed
-the model at that turn (the context policy's view: task + last k steps, or the full history), the
-prompt (system, task, observations) masked out and the reply trained with the episode's advantage.
+The algorithm, read top to bottom:
+1. Each step takes B task instances (rows of the dataset), G episodes each (TRL's RepeatSampler).
+   An episode is `swesrl.agent.loop.run_agent` with the policy as its model in a fresh sandbox
+   (`training/rollout.py`); every episode of a process runs at once (up to
+   `rollout.max_concurrent_episodes`) and their next turns are generated together.
+2. Reward: the episode's submission graded by `swesrl.harness.grade_patch` in another fresh sandbox
+   (`reward.kind: resolved`, the paper; or `f2p_fraction`: FAIL_TO_PASS tests passing, 0 if a
+   PASS_TO_PASS test fails). A sandbox that does not start, an agent crash, a grading failure and an
+   episode past `rollout.episode_timeout` score 0 with the reason logged; the step goes on.
+3. Dynamic sampling with refill, the SRL trainer's own code (`srl.make_trainer_class`): a group whose G
+   rewards are all equal is dropped and fresh instances are rolled out, up to `max_rounds` rounds;
+   a step where no group had signal trains on zero-advantage groups (no update but KL) instead of
+   stopping, because all-failed groups are normal early in RLVR.
+4. GRPO update: TRL's loss. `beta > 0` keeps a reference model and adds its KL (logged as `kl`);
+   `num_iterations > 1` reuses a batch for several updates, so the ratio moves and `clip_epsilon`
+   clips.
 
-Why a small loop here rather than TRL's GRPOTrainer: TRL's multi-turn support drives its own tool
-calling format and environment protocol, while episodes here must run through this project's
-agent loop (its prompts, context policy, limits and SWE-agent action format) and be graded by the
-harness in a separate sandbox; one on-policy update per batch keeps the loop short. The math is
-the same functions the SRL trainer's tests pin down.
+Token-in/token-out: the trained tokens are exactly the ids the policy sampled (with their sampling
+log-probs); observations and templates are tokenised once, when the policy is queried, and masked
+out (TRL's `env_mask`). How each context policy (`agent.context.kind`) maps to training samples:
+- `full` (the whole history): one sequence per episode, the first prompt then every sampled turn
+  and every observation in order; observations masked (`env_mask` 0). One TRL row per episode.
+- `srl` (task + last k steps, as SRL trains and the agent runs by default): each turn saw its own
+  window, so each turn is its own sample: the window's prompt ids plus the sampled ids, carrying
+  the episode's advantage. TRL scores one row per episode (placeholder tokens) and, after dynamic
+  sampling, each kept episode's row becomes its turns (`RLVRTrainer._expand_turns`); old / reference
+  log-probs are computed on the turns. Each optimizer step splits the turns into
+  `gradient_accumulation_steps` micro-batches, so a micro-batch holds about turns/episodes times
+  `micro_batch_size` sequences. With dapo loss every sampled token weighs the same, so an episode
+  with more turns weighs more.
+
+Engine: TRL's `GRPOTrainer` (via `rollout_func`), so `accelerate launch` (DDP, ZeRO-3, FSDP, several
+nodes), vLLM weight sync (server / colocate), checkpoints and resume, TensorBoard / W&B are TRL's and
+transformers'. Generation: transformers in process (batched), vLLM colocate (one batched call), or a
+`trl vllm-serve` server (concurrent requests). Each process runs its own episodes in its own node's
+sandboxes.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import math
-import random
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 
-from swesrl.agent.context import select_context
-from swesrl.agent.loop import run_agent
-from swesrl.agent.models import STOP, cut_at_stop
-from swesrl.agent.prompts import load_agent_config
+from swesrl.agent.prompts import initial_messages, load_agent_config
 from swesrl.config import StrictModel, load_config
 from swesrl.core.instances import default_mirror, load_instances, select
-from swesrl.envs import env_for_instance
 from swesrl.envs.base import SandboxConfig
-from swesrl.harness import grade_patch
-from swesrl.training.srl import ModelConfig, load_policy
-from swesrl.utils import UserError, append_jsonl, atomic_write_json, make_progress
+from swesrl.training.progress import OnStep, quiet_trainer
+from swesrl.training.rollout import (
+    HFBackend,
+    RewardConfig,
+    RolloutConfig,
+    RolloutSetup,
+    Sample,
+    VLLMColocateBackend,
+    VLLMServerBackend,
+    full_sample,
+    run_episodes,
+    turn_samples,
+)
+from swesrl.training.srl import (
+    DynamicSamplingConfig,
+    GenerationConfig,
+    ModelConfig,
+    OutputConfig,
+    TrainConfig,
+    grpo_args,
+    latest_checkpoint,
+    load_policy,
+    make_trainer_class,
+)
+from swesrl.utils import UserError
 
 log = logging.getLogger(__name__)
+KEY_STRIDE = 10**9  # episode key = process index * KEY_STRIDE + the episode's number on that process
 
 
 class RLVRDataConfig(StrictModel):
@@ -56,163 +93,45 @@ class RLVRDataConfig(StrictModel):
     limit: int | None = None
 
 
-class RLVRTrainConfig(StrictModel):
+class RLVRTrainConfig(TrainConfig):
     prompts_per_step: int = Field(128, ge=1)
-    """B: task instances per step (paper: 128 for RLVR)."""
+    """B: task instances per optimizer step (paper: 128 for RLVR)."""
     num_generations: int = Field(8, ge=2)
-    """G: episodes per instance."""
-    micro_batch_size: int = Field(4, ge=1)
-    """Turn sequences per forward/backward pass."""
-    learning_rate: float = 5e-7
+    """G: episodes per instance (paper: 8)."""
+    micro_batch_size: int = Field(2, ge=1)
+    """TRL rows per device per forward/backward pass (`full` context: episodes; `srl`: see module doc)."""
+    max_completion_length: int = 1024
+    """Tokens per agent turn (monologue + action)."""
     max_steps: int = 10
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_new_tokens: int = 1024
-    """Tokens per agent turn."""
-    clip_epsilon: float = 0.2
-    beta: float = 0.0
-    """KL coefficient (0: no reference model is kept)."""
-    max_grad_norm: float = 1.0
-    scale_rewards: bool = True
-    """Divide advantages by the group's std (GRPO)."""
-    epsilon: float = 1e-6
-    """Dynamic sampling threshold on a group's reward std."""
+
+
+class RLVRDynamicSamplingConfig(DynamicSamplingConfig):
     max_rounds: int = Field(2, ge=1)
-    """Rollout rounds per step before training on what was kept."""
-    workers: int = Field(1, ge=1)
-    """Episodes run at once (threads; generation is batched by the lock in PolicyModel)."""
-    seed: int = 0
-    bf16: bool = False
+    """Rollout rounds per step, the first included, before training on what was kept."""
 
 
-class RLVROutputConfig(StrictModel):
+class RLVROutputConfig(OutputConfig):
     dir: str = "runs/rlvr"
-    save_steps: int = 1
-    resume: bool = True
-    plots: bool = True
+    save_steps: int = 5
 
 
 class RLVRConfig(StrictModel):
     model: ModelConfig
     data: RLVRDataConfig
     agent: list[str] = ["agent.yaml"]
-    """Agent config sources (bundled names, paths, key=value overrides)."""
+    """Agent config sources (bundled names, paths, key=value overrides); its `context` decides the
+    training samples (module doc); its `sampling` is ignored: the policy samples at train.temperature."""
     sandbox: SandboxConfig = SandboxConfig()
-    grade_timeout: float = 300.0
+    """The sandboxes episodes and gradings run in (each process uses its own node's)."""
+    reward: RewardConfig = RewardConfig()
+    rollout: RolloutConfig = RolloutConfig()
+    dynamic_sampling: RLVRDynamicSamplingConfig = RLVRDynamicSamplingConfig()
     train: RLVRTrainConfig = RLVRTrainConfig()
+    generation: GenerationConfig = GenerationConfig()
     output: RLVROutputConfig = RLVROutputConfig()
 
 
-class PolicyModel:
-    """The policy being trained as an agent `Model` (in process, no gradients, sampling)."""
-
-    def __init__(self, model, tokenizer, max_new_tokens: int, temperature: float, top_p: float):
-        import threading
-
-        self.model, self.tokenizer = model, tokenizer
-        self.max_new_tokens, self.temperature, self.top_p = max_new_tokens, temperature, top_p
-        self.name = "policy"
-        self._lock = threading.Lock()
-
-    def count_tokens(self, messages: list[dict]) -> int:
-        ids = self.tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)
-        return len(ids["input_ids"] if hasattr(ids, "keys") else ids)
-
-    def generate(self, messages: list[dict], n: int = 1, **sampling: Any) -> list[str]:
-        import torch
-
-        ids = self.tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
-        )
-        ids = {k: v.to(self.model.device) for k, v in ids.items()}
-        with self._lock, torch.no_grad():
-            out = self.model.generate(
-                **ids,
-                max_new_tokens=self.max_new_tokens,
-                do_sample=True,
-                temperature=self.temperature,
-                top_p=self.top_p,
-                num_return_sequences=n,
-                stop_strings=[STOP],
-                tokenizer=self.tokenizer,
-                pad_token_id=self.tokenizer.pad_token_id,
-            )
-        new = out[:, ids["input_ids"].shape[1] :]
-        return [cut_at_stop(t) for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
-
-
-def episode_turns(messages: list[dict], context) -> list[tuple[list[dict], str]]:
-    """(what the model saw, what it replied) for every assistant turn of a trajectory."""
-
-    return [
-        (select_context(messages[:i], context), m["content"])
-        for i, m in enumerate(messages)
-        if m["role"] == "assistant"
-    ]
-
-
-def encode_turn(tokenizer, prompt: list[dict], reply: str) -> tuple[list[int], list[int]]:
-    """Token ids of prompt + reply (+ end of turn) and the loss mask: 1 on the reply only."""
-    p = tokenizer.apply_chat_template(prompt, tokenize=True, add_generation_prompt=True)
-    p = list(p["input_ids"] if hasattr(p, "keys") else p)
-    r = tokenizer(reply, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-    return p + r, [0] * len(p) + [1] * len(r)
-
-
-def rollout_group(instance: dict, policy: PolicyModel, cfg: RLVRConfig, agent_cfg, mirror, g: int, pool):
-    """G episodes of one instance, each graded; returns [(trajectory, reward)]."""
-
-    def one(_):
-        with env_for_instance(instance, cfg.sandbox, mirror) as env:
-            traj = run_agent(instance, policy, env, agent_cfg)
-        patch = traj["info"].get("submission") or ""
-        report = grade_patch(instance, patch, cfg.sandbox, mirror, timeout=cfg.grade_timeout)
-        return traj, float(bool(report.get("resolved")))
-
-    return list(pool.map(one, range(g)))
-
-
-def update_policy(model, tokenizer, opt, kept, context, t: RLVRTrainConfig, device: str) -> dict:
-    """One on-policy GRPO update from (trajectory, reward, advantage) triples; only reply tokens train."""
-    import torch
-
-    from swesrl.training.grpo import gather_logps, policy_loss
-
-    model.train()
-    seqs = [
-        (*encode_turn(tokenizer, p, reply), adv)
-        for traj, _, adv in kept
-        for p, reply in episode_turns(traj["messages"], context)
-    ]
-    n_tokens = sum(sum(m) for _, m, _ in seqs)
-    opt.zero_grad()
-    total_loss = 0.0
-    pad = tokenizer.pad_token_id
-    for i in range(0, len(seqs), t.micro_batch_size):
-        mb = seqs[i : i + t.micro_batch_size]
-        width = max(len(ids) for ids, _, _ in mb)
-        ids = torch.tensor([x + [pad] * (width - len(x)) for x, _, _ in mb], device=device)  # (B, T)
-        mask = torch.tensor([m + [0] * (width - len(m)) for _, m, _ in mb], device=device)  # (B, T)
-        attn = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x, _, _ in mb], device=device)
-        adv = torch.tensor([a for _, _, a in mb], device=device, dtype=torch.float32)  # (B,)
-        with torch.autocast(device, dtype=torch.bfloat16, enabled=t.bf16):
-            logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1]  # (B, T-1, V)
-        logps = gather_logps(logits, ids[:, 1:], t.temperature)  # (B, T-1)
-        loss, _ = policy_loss(logps, logps.detach(), adv, mask[:, 1:], clip_eps=t.clip_epsilon)
-        loss = loss * mask[:, 1:].sum() / max(n_tokens, 1)  # token-level mean over the whole step
-        loss.backward()
-        total_loss += loss.item()
-    out = {"loss": total_loss, "trained_turns": len(seqs), "trained_tokens": n_tokens}
-    if seqs:
-        out["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(model.parameters(), t.max_grad_norm))
-        opt.step()
-    else:
-        log.warning("RLVR: every group had equal rewards; no update this step")
-    return out
-
-
 def load_rlvr_instances(d: RLVRDataConfig) -> tuple[list[dict], Path]:
-
     path = Path(d.instances)
     if not path.is_file():
         raise UserError(f"instances not found: {path}")
@@ -227,83 +146,237 @@ def load_rlvr_instances(d: RLVRDataConfig) -> tuple[list[dict], Path]:
     return insts, Path(d.mirror) if d.mirror else default_mirror(path)
 
 
-def train_rlvr(cfg: RLVRConfig) -> dict:
+def episode_reward(completions, episode_reward, **kwargs) -> list[float]:
+    """The reward the rollout already graded (`rollout_func` passes it as an extra field)."""
+    return [float(r) for r in episode_reward]
+
+
+def make_rlvr_trainer_class():
+    """RLVRTrainer: the SRL trainer (dynamic sampling) with agent episodes as its rollouts."""
     import torch
+    from accelerate.utils import gather_object
+    from trl.models.utils import disable_gradient_checkpointing, unwrap_model_for_generation
+    from trl.trainer.utils import pad
 
-    from swesrl.training.grpo import dynamic_sampling_mask, group_advantages
-    from swesrl.training.plots import plot_metrics
+    base = make_trainer_class()
 
-    t, out_dir = cfg.train, Path(cfg.output.dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    def padded(rows: list[list], value, side: str, device, dtype=None):
+        return pad([torch.tensor(r, dtype=dtype) for r in rows], padding_value=value, padding_side=side).to(
+            device
+        )
+
+    class RLVRTrainer(base):
+        stop_without_signal = False  # all-failed groups are normal in RLVR: train on zero advantages
+
+        def __init__(self, *args, setup: RolloutSetup, **kwargs):
+            super().__init__(*args, rollout_func=self._rollout, **kwargs)
+            self.setup = setup
+            self.context = setup.agent.context.kind
+            self._episodes: dict[int, Any] = {}
+            self._round_keys: list[int] = []
+            self._rollout_inputs: list[dict] = []
+
+        # -- rollouts -----------------------------------------------------------------------------
+
+        def _scored_round(self, inputs):
+            self._rollout_inputs = inputs
+            out, keep = super()._scored_round(inputs)
+            out["episode_key"] = torch.tensor(self._round_keys, device=self.accelerator.device)
+            return out, keep
+
+        def _backend(self, model):
+            t = self.args
+            max_new = t.max_completion_length
+            if not self.use_vllm:
+                return HFBackend(model, self._tokenizer, max_new, t.temperature, t.top_p)
+            if t.vllm_mode == "colocate":
+                return VLLMColocateBackend(self.vllm_generation.llm, max_new, t.temperature, t.top_p)
+            url = t.vllm_server_base_url or f"http://{t.vllm_server_host}:{t.vllm_server_port}"
+            return VLLMServerBackend(url, max_new, t.temperature, t.top_p)
+
+        def _rollout(self, prompts: list, trainer) -> dict:
+            instances = [json.loads(row["instance"]) for row in self._rollout_inputs]
+            if self.use_vllm:
+                episodes, stats = run_episodes(instances, self.setup, self._backend(None), self._tokenizer)
+            else:
+                with (
+                    unwrap_model_for_generation(
+                        self.model_wrapped,
+                        self.accelerator,
+                        gather_deepspeed3_params=self.args.ds3_gather_for_generation,
+                        gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs,
+                    ) as model,
+                    torch.no_grad(),
+                    self._dist.summon_full_params(self.model_wrapped, recurse=False),
+                ):
+                    episodes, stats = run_episodes(
+                        instances, self.setup, self._backend(model), self._tokenizer
+                    )
+            first = self.accelerator.process_index * KEY_STRIDE + len(self._episodes)
+            self._round_keys = list(range(first, first + len(episodes)))
+            self._episodes.update(zip(self._round_keys, episodes, strict=True))
+            self._log_rollout(stats)
+            pad_id = self._tokenizer.pad_token_id
+            if self.context == "full":
+                samples = [full_sample(ep, pad_id) for ep in episodes]
+            else:  # placeholders: each row becomes its episode's turns after dynamic sampling
+                samples = [Sample([pad_id], [pad_id], [0.0], [0]) for _ in episodes]
+            return {
+                "prompt_ids": [s.prompt_ids for s in samples],
+                "completion_ids": [s.completion_ids for s in samples],
+                "logprobs": [s.logprobs for s in samples],
+                "env_mask": [s.env_mask for s in samples],
+                "episode_reward": [ep.reward for ep in episodes],
+            }
+
+        def _log_rollout(self, stats: dict) -> None:
+            keys = ("episodes", "failed_episodes", "generated_tokens", "turns", "rollout_seconds")
+            local = torch.tensor([float(stats[k]) for k in keys], device=self.accelerator.device)
+            tot = dict(
+                zip(keys, self.accelerator.gather(local).view(-1, len(keys)).sum(0).tolist(), strict=True)
+            )
+            wall = max(tot["rollout_seconds"] / self.accelerator.num_processes, 1e-9)
+            m = self._metrics["train"]
+            m["rollout/episodes"].append(tot["episodes"])
+            m["rollout/generated_tokens"].append(tot["generated_tokens"])
+            m["rollout/seconds"].append(wall)
+            m["rollout/failed_episodes"].append(tot["failed_episodes"])
+            m["rollout/turns_per_episode"].append(tot["turns"] / max(tot["episodes"], 1))
+            m["rollout/episodes_per_min"].append(60 * tot["episodes"] / wall)
+            m["rollout/generated_tokens_per_s"].append(tot["generated_tokens"] / wall)
+
+        # -- after dynamic sampling: per-turn samples for the srl context -------------------------
+
+        def _generate_and_score_completions(self, inputs):
+            if self.model.training:
+                self._episodes = {}
+            out = super()._generate_and_score_completions(inputs)
+            if self.context != "full" and self.model.training:
+                out = self._expand_turns(out)
+            out.pop("episode_key", None)
+            return out
+
+        def _fetch_episodes(self, keys: list[int]) -> dict:
+            """The episodes behind `keys`; those rolled out on other processes (moved by dynamic
+            sampling) come from there (two gather_object calls, every process in step)."""
+            have = {k: self._episodes[k] for k in keys if k in self._episodes}
+            if self.accelerator.num_processes == 1:
+                return have
+            wanted = gather_object([[k for k in keys if k not in self._episodes]])
+            offer = {k: self._episodes[k] for req in wanted for k in req if k in self._episodes}
+            for got in gather_object([offer]):
+                have.update({k: v for k, v in got.items() if k in keys})
+            return have
+
+        def _expand_turns(self, out: dict) -> dict:
+            keys = out["episode_key"].tolist()
+            episodes = self._fetch_episodes(keys)
+            adv = out["advantages"].tolist()
+            pad_id = self._tokenizer.pad_token_id
+            rows = [(s, a) for k, a in zip(keys, adv, strict=True) for s in turn_samples(episodes[k])]
+            per_step = self.args.steps_per_generation
+            filler = Sample([pad_id], [pad_id], [0.0], [0])
+            rows += [(filler, 0.0)] * (per_step if not rows else (-len(rows)) % per_step)
+            dev = self.accelerator.device
+            prompt_ids = padded([s.prompt_ids for s, _ in rows], pad_id, "left", dev)
+            prompt_mask = padded([[1] * len(s.prompt_ids) for s, _ in rows], 0, "left", dev)
+            completion_ids = padded([s.completion_ids for s, _ in rows], pad_id, "right", dev)
+            completion_mask = padded([s.env_mask for s, _ in rows], 0, "right", dev)
+            new = {
+                "prompt_ids": prompt_ids,
+                "prompt_mask": prompt_mask,
+                "completion_ids": completion_ids,
+                "completion_mask": completion_mask,
+                "advantages": torch.tensor([a for _, a in rows], device=dev, dtype=out["advantages"].dtype),
+            }
+            ids = torch.cat([prompt_ids, completion_ids], dim=1)
+            attn = torch.cat([prompt_mask, completion_mask], dim=1)
+            width = completion_ids.size(1)
+            bs = self.args.per_device_train_batch_size
+            with (
+                torch.no_grad(),
+                disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs),
+            ):
+                if "old_per_token_logps" in out:
+                    new["old_per_token_logps"] = self._get_per_token_logps_and_entropies(
+                        self.model, ids, attn, width, batch_size=bs
+                    )[0]
+                if "ref_per_token_logps" in out:
+                    if self.ref_model is None:
+                        raise UserError(
+                            "RLVR with the srl context and beta > 0 needs a reference model (no PEFT)"
+                        )
+                    new["ref_per_token_logps"] = self._get_per_token_logps_and_entropies(
+                        self.ref_model, ids, attn, width, batch_size=bs
+                    )[0]
+            if "sampling_per_token_logps" in out:
+                sampling = padded([s.logprobs for s, _ in rows], 0.0, "right", dev, torch.float32)
+                new["sampling_per_token_logps"] = sampling
+                if "importance_sampling_ratio" in out:
+                    new["importance_sampling_ratio"] = self._is_ratio(
+                        new["old_per_token_logps"], sampling, completion_mask
+                    )
+            new["num_items_in_batch"] = self.accelerator.gather(completion_mask.sum()).sum()
+            self._metrics["train"]["rollout/turn_samples"].append(float(len(rows)))
+            return new
+
+        def _is_ratio(self, old, sampling, mask):
+            """TRL's vLLM importance-sampling correction, on the turn samples."""
+            diff = torch.nan_to_num((old - sampling) * mask, nan=0.0)
+            mode = self.vllm_importance_sampling_mode
+            ratio = torch.exp(diff.sum(-1, keepdim=True) if mode.startswith("sequence") else diff)
+            lo, hi = self.vllm_importance_sampling_clip_min, self.vllm_importance_sampling_clip_max
+            if mode.endswith("truncate"):
+                return torch.clamp(ratio, min=lo, max=hi)
+            bad = (ratio < (lo if lo is not None else -float("inf"))) | (
+                ratio > (hi if hi is not None else float("inf"))
+            )
+            return ratio.masked_fill(bad, 0.0)
+
+    return RLVRTrainer
+
+
+def train_rlvr(cfg: RLVRConfig, on_step: OnStep | None = None) -> dict:
+    """Run RLVR; return a summary (final step, last metrics, output folder). `on_step(step, max_steps,
+    metrics)` is called for every logged step (the trainer itself prints nothing)."""
+    from datasets import Dataset
+
+    from swesrl.training.plots import MetricsFileCallback, plot_metrics
+
     instances, mirror = load_rlvr_instances(cfg.data)
     agent_cfg = load_agent_config(cfg.agent)
-    state_path = out_dir / "state.json"
-    ckpt = out_dir / "checkpoint"
-    step = 0
-    if cfg.output.resume and (ckpt / "config.json").is_file() and state_path.is_file():
-        import json
-
-        step = json.loads(state_path.read_text())["step"]
-        cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"path": str(ckpt)})})
-        log.info("resuming RLVR from %s (step %d)", ckpt, step)
+    rows = [{"prompt": initial_messages(agent_cfg, i), "instance": json.dumps(i)} for i in instances]
     model, tokenizer = load_policy(cfg.model)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model.to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=t.learning_rate, weight_decay=0.0)
-    if step and (out_dir / "optimizer.pt").is_file():
-        opt.load_state_dict(torch.load(out_dir / "optimizer.pt", map_location=device))
-    policy = PolicyModel(model, tokenizer, t.max_new_tokens, t.temperature, t.top_p)
-    rng = random.Random(t.seed + step)
-    G = t.num_generations
-    pool = ThreadPoolExecutor(max_workers=t.workers)
-    summary: dict[str, Any] = {}
-    with make_progress() as progress:
-        bar = progress.add_task("RLVR", total=t.max_steps, completed=step, status="")
-        while step < t.max_steps:
-            t0 = time.perf_counter()
-            model.eval()
-            kept: list[tuple[dict, float, float]] = []  # (trajectory, reward, advantage)
-            n_seen, all_rewards = 0, []
-            for _ in range(t.max_rounds):
-                need = t.prompts_per_step - len(kept) // G
-                for inst in rng.sample(instances, min(need, len(instances))):
-                    group = rollout_group(inst, policy, cfg, agent_cfg, mirror, G, pool)
-                    rewards = torch.tensor([r for _, r in group])  # (G,)
-                    all_rewards += rewards.tolist()
-                    n_seen += 1
-                    if dynamic_sampling_mask(rewards, G, t.epsilon).item():
-                        adv = group_advantages(rewards, G, scale=t.scale_rewards)
-                        kept += [(tr, r, a) for (tr, r), a in zip(group, adv.tolist(), strict=True)]
-                if len(kept) // G >= t.prompts_per_step:
-                    break
-            metrics = {
-                "step": step + 1,
-                "reward": sum(all_rewards) / len(all_rewards),
-                "filtered_fraction": 1 - (len(kept) // G) / max(n_seen, 1),
-                "episodes": len(all_rewards),
-            }
-            metrics.update(update_policy(model, tokenizer, opt, kept, agent_cfg.context, t, device))
-            step += 1
-            metrics["step_time"] = time.perf_counter() - t0
-            append_jsonl(out_dir / "metrics.jsonl", metrics)
-            if step % cfg.output.save_steps == 0 or step == t.max_steps:
-                model.save_pretrained(ckpt)
-                tokenizer.save_pretrained(ckpt)
-                torch.save(opt.state_dict(), out_dir / "optimizer.pt")
-                atomic_write_json(state_path, {"step": step})
-            summary = metrics
-            progress.update(bar, completed=step, status=f"reward {metrics['reward']:.2f}")
-    pool.shutdown()
-    final = out_dir / "final"
-    model.save_pretrained(final)
-    tokenizer.save_pretrained(final)
-    plots = plot_metrics(out_dir / "metrics.jsonl", out_dir / "plots") if cfg.output.plots else []
-    if summary and not math.isfinite(summary["reward"]):
-        raise UserError("RLVR produced a non-finite reward")
+    args = grpo_args(cfg)
+    out_dir = Path(cfg.output.dir)
+    setup = RolloutSetup(agent_cfg, cfg.sandbox, mirror, cfg.rollout, cfg.reward)
+    trainer = make_rlvr_trainer_class()(
+        model=model,
+        reward_funcs=[episode_reward],
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        dynamic_sampling=cfg.dynamic_sampling,
+        callbacks=[MetricsFileCallback(out_dir / "metrics.jsonl")],
+        setup=setup,
+    )
+    quiet_trainer(trainer, on_step)
+    resume = latest_checkpoint(out_dir) if cfg.output.resume else None
+    if resume:
+        log.info("resuming RLVR from %s", resume)
+    trainer.train(resume_from_checkpoint=resume)
+    trainer.save_model(str(out_dir / "final"))
+    main = trainer.is_world_process_zero()
+    if main:
+        tokenizer.save_pretrained(str(out_dir / "final"))
+    plots = plot_metrics(out_dir / "metrics.jsonl", out_dir / "plots") if cfg.output.plots and main else []
+    last = next((h for h in reversed(trainer.state.log_history) if "reward" in h), {})
     return {
-        "global_step": step,
-        "final_model": str(final),
-        "metrics": summary,
+        "global_step": trainer.state.global_step,
+        "main_process": main,
+        "resumed_from": resume,
+        "final_model": str(out_dir / "final"),
+        "metrics": last,
         "plots": [str(p) for p in plots],
     }
 

@@ -41,6 +41,7 @@ from pydantic import Field
 
 from swesrl.config import StrictModel, load_config
 from swesrl.training.context import chat_tokens, context_length, fit_context
+from swesrl.training.exec_reward import ExecutionConfig, ExecutionScorer, execution_reward
 from swesrl.training.progress import OnStep, quiet_trainer
 from swesrl.training.rewards import FORMAT_FAILURE, srl_reward
 from swesrl.utils import UserError, iter_jsonl
@@ -70,10 +71,16 @@ class DataConfig(StrictModel):
 
 
 class RewardConfig(StrictModel):
-    compare: Literal["text", "call", "canonical"] = "text"
-    """What is compared: the text after </think> (paper), the call only, or canonical calls."""
+    compare: Literal["text", "call", "canonical", "execution", "mixed"] = "text"
+    """What is compared: the text after </think> (paper), the call only, canonical calls, the
+    effects of both actions run on the step's sandbox state (`execution`, needs data built with
+    `--with-state`; `training/exec_reward.py`), or `mixed`: text_weight * text + the rest * execution."""
     require_think: bool = True
     """A completion without a closed </think> is a format failure (reward -1)."""
+    text_weight: float = Field(0.5, ge=0, le=1)
+    """`mixed`: the weight of the text similarity (the execution reward gets 1 - text_weight)."""
+    execution: ExecutionConfig = ExecutionConfig()
+    """`execution` / `mixed`: the states file, instances, sandboxes and limits."""
 
 
 class DynamicSamplingConfig(StrictModel):
@@ -219,9 +226,30 @@ def load_policy(cfg: ModelConfig):
 
 
 def make_reward_func(cfg: RewardConfig):
+    """The reward function TRL calls (its signature: completions plus the dataset's columns). With
+    `execution` / `mixed` it owns a pool of warm sandboxes: `func.close()` closes them (also done at exit)."""
+    scorer = ExecutionScorer(cfg.execution) if cfg.compare in ("execution", "mixed") else None
 
     def srl_similarity(completions, expert_action, log_metric=None, **kw):
-        rewards = srl_reward(completions, expert_action, compare=cfg.compare, require_think=cfg.require_think)
+        if scorer is None:
+            rewards = srl_reward(
+                completions, expert_action, compare=cfg.compare, require_think=cfg.require_think
+            )
+        else:
+            rewards = execution_reward(
+                completions,
+                expert_action,
+                scorer,
+                mode=cfg.compare,
+                text_weight=cfg.text_weight,
+                require_think=cfg.require_think,
+                prompts=kw.get("prompts"),
+                instance_id=kw.get("instance_id"),
+                step=kw.get("step"),
+            )
+            if log_metric is not None:
+                for name, value in scorer.last.metrics().items():
+                    log_metric(name, value)
         if log_metric is not None and rewards:
             log_metric("format_failure_rate", sum(r == FORMAT_FAILURE for r in rewards) / len(rewards))
         if rewards and all(r == FORMAT_FAILURE for r in rewards):
@@ -232,6 +260,8 @@ def make_reward_func(cfg: RewardConfig):
             )
         return rewards
 
+    srl_similarity.close = scorer.close if scorer is not None else (lambda: None)
+    srl_similarity.scorer = scorer
     return srl_similarity
 
 
@@ -360,6 +390,9 @@ def make_trainer_class():
     class SRLTrainer(GRPOTrainer):
         """GRPOTrainer plus the paper's dynamic sampling (filter + refill)."""
 
+        stop_without_signal = True
+        """A step where no group has reward variance stops (SRL); False trains on zero-advantage groups."""
+
         def __init__(self, *args, dynamic_sampling: DynamicSamplingConfig | None = None, **kwargs):
             super().__init__(*args, **kwargs)
             self.ds = dynamic_sampling or DynamicSamplingConfig(enabled=False)
@@ -445,7 +478,7 @@ def make_trainer_class():
             self._metrics[mode]["dynamic_sampling/filtered_fraction"].append(1 - n_kept / n_seen)
             self._metrics[mode]["dynamic_sampling/rounds"].append(rounds)
             self._metrics[mode]["dynamic_sampling/kept_prompts"].append(min(n_kept, target))
-            if n_kept == 0:
+            if n_kept == 0 and self.stop_without_signal:
                 raise DynamicSamplingExhausted(
                     f"dynamic sampling: all {n_seen} prompts sampled in {rounds} rounds had equal rewards "
                     f"for their {G} rollouts (std <= {self.ds.epsilon}), so GRPO has no signal; "

@@ -1,110 +1,234 @@
-"""RLVR: the masked multi-turn update on the tiny model, and real episodes in bubblewrap sandboxes."""
+"""RLVR on the tiny shipped checkpoint: real episodes in bubblewrap sandboxes, real grading, real TRL steps."""
 
 import json
+import math
+import os
 import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
-from swesrl.agent.context import ContextPolicy
-from swesrl.training.rlvr import (
-    RLVRTrainConfig,
-    encode_turn,
-    episode_turns,
-    load_rlvr_config,
-    train_rlvr,
-    update_policy,
+from swesrl.agent.context import select_context
+from swesrl.agent.prompts import load_agent_config
+from swesrl.core.instances import default_mirror, load_instances
+from swesrl.envs.base import SandboxConfig
+from swesrl.training.rlvr import load_rlvr_config, train_rlvr
+from swesrl.training.rollout import (
+    HFBackend,
+    RolloutSetup,
+    chat_ids,
+    full_sample,
+    grade_reward,
+    run_episodes,
+    turn_samples,
 )
 from swesrl.training.srl import ModelConfig, load_policy
-from swesrl.training.tiny import build_tiny_model
 
-LS = "<think>look</think>\n<function=bash>\n<parameter=command>ls</parameter>\n</function>"
-SUBMIT = "<think>done</think>\n<function=submit>\n</function>"
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+TINY = ROOT / "swesrl" / "checkpoints" / "tiny-demo"
+# bundled tasks (build_suite seed 5) the shipped checkpoint resolves greedily, and one it does not
+SOLVED = ["swesrl-bench__maple-box-110", "swesrl-bench__zephyr-core-140"]
+UNSOLVED = "swesrl-bench__ivory-py-176"
 
-
-def traj(obs: str) -> dict:
-    return {
-        "messages": [
-            {"role": "system", "content": "You fix bugs."},
-            {"role": "user", "content": "Fix the bug."},
-            {"role": "assistant", "content": LS},
-            {"role": "user", "content": f"OBSERVATION:\n{obs}"},
-            {"role": "assistant", "content": SUBMIT},
-        ]
-    }
+pytestmark = pytest.mark.skipif(not shutil.which("bwrap"), reason="bubblewrap not installed")
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_tiny_model(tmp_path_factory.mktemp("rlvr") / "tiny", seed=0)
+def suite(tmp_path_factory):
+    """Six bundled tasks plus a broken copy of one (its base commit does not exist: no sandbox starts)."""
+    from swesrl.tasks import build_suite
+
+    path = build_suite(tmp_path_factory.mktemp("rlvr") / "suite", n=6, seed=5)
+    rows = [dict(i) for i in load_instances(path)]
+    broken = {**next(r for r in rows if r["instance_id"] == SOLVED[0])}
+    broken.update(instance_id="broken-sandbox", base_commit="f" * 40)
+    path.write_text("".join(json.dumps(r) + "\n" for r in [*rows, broken]))
+    return path
 
 
-def test_turns_train_only_the_policys_tokens(tiny):
-    _, tok = load_policy(ModelConfig(path=str(tiny)))
-    turns = episode_turns(traj("a.py b.py")["messages"], ContextPolicy(kind="full"))
-    assert [r for _, r in turns] == [LS, SUBMIT]
-    assert turns[1][0][-1]["content"].startswith("OBSERVATION:")  # the 2nd turn saw the observation
-    ids, mask = encode_turn(tok, *turns[1])
-    trained = tok.decode([i for i, m in zip(ids, mask, strict=True) if m])
-    assert trained == SUBMIT + "<|im_end|>"
-    assert "OBSERVATION" in tok.decode([i for i, m in zip(ids, mask, strict=True) if not m])
+@pytest.fixture(scope="module")
+def policy():
+    return load_policy(ModelConfig(path=str(TINY)))
 
 
-def test_update_moves_toward_the_resolved_episode(tiny):
-    model, tok = load_policy(ModelConfig(path=str(tiny)))
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    good, bad = traj("ok"), traj("ok")
-    bad["messages"][4]["content"] = LS
-    kept = [(good, 1.0, 1.0), (bad, 0.0, -1.0)]
-    cfg = RLVRTrainConfig(micro_batch_size=2)
+def episodes(suite, policy, kind, ids, temperature=0.0):
+    model, tok = policy
+    insts = {i["instance_id"]: dict(i) for i in load_instances(suite)}
+    agent = load_agent_config(["agent_tiny.yaml", f"context.kind={kind}", "step_limit=5"])
+    setup = RolloutSetup(agent, SandboxConfig(timeout=30), default_mirror(suite))
+    return run_episodes([insts[i] for i in ids], setup, HFBackend(model, tok, 224, temperature), tok), agent
 
-    def logp(text):
-        ids, mask = encode_turn(tok, traj("ok")["messages"][:4], text)
+
+def test_full_context_trains_exactly_the_sampled_tokens(suite, policy):
+    model, tok = policy
+    (eps, stats), agent = episodes(suite, policy, "full", [SOLVED[0], UNSOLVED], temperature=1.0)
+    assert stats["generate_calls"] < stats["turns"]  # the two episodes' turns were generated together
+    for ep in eps:
+        assert ep.turns and ep.error is None
+        replies = [m["content"] for m in ep.messages if m["role"] == "assistant"]
+        assert replies == [tok.decode(t.completion_ids, skip_special_tokens=True) for t in ep.turns]
+        s = full_sample(ep, tok.pad_token_id)
+        assert s.prompt_ids == chat_ids(tok, ep.messages[:2])  # system + task, rendered once
+        sampled = [i for i, m in zip(s.completion_ids, s.env_mask, strict=True) if m]
+        assert sampled == [i for t in ep.turns for i in t.completion_ids]  # no re-tokenisation
+        env_text = tok.decode([i for i, m in zip(s.completion_ids, s.env_mask, strict=True) if not m])
+        msgs = ep.messages
+        seen = [m for m, nxt in zip(msgs[3:], msgs[4:], strict=False) if nxt["role"] == "assistant"]
+        assert seen and all(m["content"] in env_text for m in seen)  # observations the policy saw: masked
+        # the recorded sampling log-probs are the model's log-probs of those exact tokens
+        ids = torch.tensor([s.prompt_ids + s.completion_ids])
         with torch.no_grad():
-            out = model(input_ids=torch.tensor([ids])).logits[0, :-1].log_softmax(-1)
-        tgt = torch.tensor(ids[1:])
-        return (out.gather(-1, tgt[:, None])[:, 0] * torch.tensor(mask[1:])).sum().item()
+            logits = model(input_ids=ids).logits[0, len(s.prompt_ids) - 1 : -1]
+        lp = logits.log_softmax(-1).gather(-1, torch.tensor(s.completion_ids)[:, None])[:, 0]
+        mask = torch.tensor(s.env_mask, dtype=torch.bool)
+        assert torch.allclose(lp[mask], torch.tensor(s.logprobs)[mask], atol=1e-3)
 
-    gap = logp(SUBMIT) - logp(LS)
-    for _ in range(3):
-        stats = update_policy(model, tok, opt, kept, ContextPolicy(kind="full"), cfg, "cpu")
-    assert stats["trained_turns"] == 4 and stats["trained_tokens"] > 0 and stats["grad_norm"] > 0
-    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
-    assert logp(SUBMIT) - logp(LS) > gap  # the resolved episode's final action became likelier
+
+def test_srl_context_is_one_sample_per_turn_with_what_the_agent_showed(suite, policy):
+    _, tok = policy
+    (eps, _), agent = episodes(suite, policy, "srl", [SOLVED[1]])
+    ep = eps[0]
+    assert ep.status == "submitted" and ep.reward == 1.0
+    samples = turn_samples(ep)
+    assert len(samples) == len(ep.turns) > 2
+    asked = [i for i, m in enumerate(ep.messages) if m["role"] == "assistant"]
+    for s, i in zip(samples, asked, strict=True):
+        assert s.prompt_ids == chat_ids(tok, select_context(ep.messages[:i], agent.context))
+        assert tok.decode(s.completion_ids, skip_special_tokens=True) == ep.messages[i]["content"]
+        assert s.env_mask == [1] * len(s.completion_ids)
+
+
+def test_a_sandbox_that_cannot_start_scores_zero_and_the_others_go_on(suite, policy):
+    (eps, stats), _ = episodes(suite, policy, "srl", ["broken-sandbox", SOLVED[1]])
+    assert eps[0].status == "sandbox_error" and eps[0].reward == 0.0 and eps[0].error and not eps[0].turns
+    assert eps[1].status == "submitted" and eps[1].reward == 1.0
+    assert stats["failed_episodes"] == 1
+
+
+def test_f2p_fraction_reward_is_gated_on_pass_to_pass():
+    status = {"FAIL_TO_PASS": {"success": ["a", "b"], "failure": ["c"]}, "PASS_TO_PASS": {"success": ["d"]}}
+    assert grade_reward({"resolved": False, "tests_status": status}, "f2p_fraction") == pytest.approx(2 / 3)
+    status["PASS_TO_PASS"]["failure"] = ["e"]
+    assert grade_reward({"resolved": False, "tests_status": status}, "f2p_fraction") == 0.0
+    assert grade_reward({"resolved": False, "tests_status": None}, "f2p_fraction") == 0.0
+    assert grade_reward({"resolved": False, "tests_status": status}, "resolved") == 0.0
+
+
+def overrides(suite, out, *extra):
+    return [
+        f"model.path={TINY}",
+        f"data.instances={suite}",
+        "data.split=null",
+        f"output.dir={out}",
+        "output.plots=false",
+        "agent=[agent.yaml, agent_tiny.yaml, step_limit=6]",
+        "train.max_completion_length=224",
+        "train.temperature=1.0",
+        "train.learning_rate=1e-3",
+        *extra,
+    ]
+
+
+def rows(out):
+    return [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines()]
+
+
+def changed(out):
+    before, after = (
+        load_file(str(TINY / "model.safetensors")),
+        load_file(str(Path(out) / "model.safetensors")),
+    )
+    return any(not torch.equal(before[k], after[k]) for k in before)
 
 
 @pytest.mark.slow
-def test_rlvr_step_runs_real_episodes_and_resumes(tiny, tmp_path):
-    if not shutil.which("bwrap"):
-        pytest.skip("bubblewrap not installed")
-    from swesrl.tasks import build_suite
+def test_rlvr_step_updates_logs_kl_survives_a_broken_sandbox_and_resumes(suite, tmp_path):
+    out = tmp_path / "full"
+    ids = f"data.ids=[{SOLVED[0]}, broken-sandbox]"
+    common = [ids, "agent=[agent.yaml, agent_tiny.yaml, step_limit=6, context.kind=full]", "train.beta=0.1"]
+    s1 = train_rlvr(load_rlvr_config("rlvr_tiny.yaml", overrides(suite, out, *common, "train.max_steps=1")))
+    assert s1["global_step"] == 1 and s1["resumed_from"] is None
+    m = rows(out)[0]
+    assert m["rollout/episodes"] == 8 and m["rollout/failed_episodes"] >= 4  # the broken instance's group
+    assert math.isfinite(m["kl"]) and m["kl"] >= 0  # beta > 0: TRL's KL against the reference
+    assert math.isfinite(m["loss"])
+    if m["dynamic_sampling/kept_prompts"] > 0:  # the solvable instance's episodes differed in reward
+        assert m["grad_norm"] > 0 and changed(out / "final")
+    s2 = train_rlvr(load_rlvr_config("rlvr_tiny.yaml", overrides(suite, out, *common, "train.max_steps=2")))
+    assert s2["resumed_from"].endswith("checkpoint-1") and s2["global_step"] == 2
+    assert [r["step"] for r in rows(out) if "reward" in r] == [1, 2]
 
-    instances = build_suite(tmp_path / "suite", n=2, seed=5)
-    out = tmp_path / "rlvr"
-    overrides = [
-        f"model.path={tiny}",
-        f"data.instances={instances}",
-        "data.split=null",
-        f"output.dir={out}",
-        "train.prompts_per_step=1",
-        "train.max_steps=1",
-        "train.max_new_tokens=24",
-        "agent=[agent.yaml, agent_tiny.yaml]",
-    ]
+
+@pytest.mark.slow
+def test_rlvr_srl_context_turn_samples_several_updates_per_batch(suite, tmp_path):
+    out = tmp_path / "srl"
     cfg = load_rlvr_config(
-        "rlvr_tiny.yaml", [*overrides, "agent=[agent.yaml, agent_tiny.yaml, step_limit=2]"]
+        "rlvr_tiny.yaml",
+        overrides(
+            suite,
+            out,
+            f"data.ids=[{SOLVED[0]}, {SOLVED[1]}]",
+            "train.max_steps=2",
+            "train.num_iterations=2",  # two updates per rollout batch: the ratio moves, clipping is live
+            "dynamic_sampling.max_rounds=2",
+        ),
     )
     s = train_rlvr(cfg)
-    assert s["global_step"] == 1
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert rows[0]["episodes"] == 2 and rows[0]["reward"] in (0.0, 0.5, 1.0)
-    assert 0.0 <= rows[0]["filtered_fraction"] <= 1.0
-    s2 = train_rlvr(
-        load_rlvr_config(
-            "rlvr_tiny.yaml",
-            [*overrides, "train.max_steps=2", "agent=[agent.yaml, agent_tiny.yaml, step_limit=2]"],
-        )
-    )
-    assert s2["global_step"] == 2
-    assert [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    assert s["global_step"] == 2
+    ms = [r for r in rows(out) if "reward" in r]
+    assert all(math.isfinite(r["loss"]) for r in ms)
+    rollout = [r for r in ms if "rollout/turn_samples" in r]
+    assert rollout and all(r["rollout/turn_samples"] > r["rollout/episodes"] for r in rollout)
+    assert any(r["dynamic_sampling/kept_prompts"] > 0 for r in ms)  # sampled episodes do differ
+    assert changed(out / "final")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_rlvr_under_accelerate_launch_on_two_processes(suite, tmp_path):
+    out = tmp_path / "mp"
+    env = {
+        **os.environ,
+        "ACCELERATE_USE_CPU": "true",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    cmd = [
+        *(sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"),
+        *("--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"),
+        *("--main_process_port", str(free_port())),
+        str(HERE / "rlvr_multiprocess_run.py"),
+        "rlvr_tiny.yaml",
+        *overrides(
+            suite,
+            out,
+            f"data.ids=[{SOLVED[0]}, {SOLVED[1]}]",
+            "train.num_generations=2",
+            "train.micro_batch_size=2",
+            "train.max_steps=1",
+            "rollout.max_concurrent_episodes=2",
+        ),
+    ]
+    try:
+        r = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=400)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"2-process RLVR did not finish in {e.timeout} s:\n{(e.stderr or b'')[-3000:]!r}")
+    assert r.returncode == 0, r.stderr[-5000:]
+    ranks = [json.loads((out / f"rank{i}.json").read_text()) for i in (0, 1)]
+    assert [x["world_size"] for x in ranks] == [2, 2] and [x["global_step"] for x in ranks] == [1, 1]
+    assert [x["main_process"] for x in ranks] == [True, False]
+    m = [r for r in rows(out) if "reward" in r][0]
+    assert m["rollout/episodes"] == 4  # 2 instances x 2 episodes, gathered over both processes
+    assert math.isfinite(m["loss"])
+    assert (out / "final" / "model.safetensors").is_file()

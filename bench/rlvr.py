@@ -1,0 +1,195 @@
+"""RLVR throughput: the TRL-engine RLVR (swesrl/training/rlvr.py) against the loop it replaced.
+
+Same model (the shipped tiny checkpoint), same bundled tasks, same episode budget (B instances x G
+episodes, one optimizer step each), same agent (agent_tiny.yaml), same sampling (temperature 1.0, the
+same tokens per turn), local bubblewrap sandboxes and harness grading in both. The baseline is the
+old loop (bench/rlvr_baseline.py, a copy of swesrl/training/rlvr.py at 5c01b7c) with `workers`
+threads: its turns are generated one at a time behind a lock. The new one runs every episode at once
+and generates their next turns in one batched call. Each arm runs in its own process, arms
+alternate, repeated. Time is the optimizer step's wall time (rollouts + grading + update).
+
+    python bench/rlvr.py [--instances 2] [--generations 4] [--repeats 1]
+
+Prints a table; writes bench/results/rlvr.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "swesrl" / "checkpoints" / "tiny-demo"
+RESULTS = ROOT / "bench" / "results" / "rlvr.json"
+IDS = ["swesrl-bench__maple-box-110", "swesrl-bench__zephyr-core-140", "swesrl-bench__velvet-box-228"]
+
+
+def arm_old(suite: Path, out: Path, ids: list[str], g: int, workers: int, max_tokens: int) -> dict:
+    sys.path.insert(0, str(ROOT / "bench"))
+    import rlvr_baseline as old
+
+    counted = {"tokens": 0}
+
+    class CountingPolicy(old.PolicyModel):
+        def generate(self, messages, n=1, **sampling):
+            replies = super().generate(messages, n, **sampling)
+            counted["tokens"] += sum(
+                len(self.tokenizer(r, add_special_tokens=False)["input_ids"]) for r in replies
+            )
+            return replies
+
+    old.PolicyModel = CountingPolicy
+    cfg = old.load_rlvr_config(
+        "rlvr_tiny.yaml",
+        [
+            f"model.path={TINY}",
+            f"data.instances={suite}",
+            "data.split=null",
+            f"data.ids=[{', '.join(ids)}]",
+            f"output.dir={out}",
+            "output.plots=false",
+            "agent=[agent.yaml, agent_tiny.yaml, step_limit=6]",
+            f"train.prompts_per_step={len(ids)}",
+            f"train.num_generations={g}",
+            "train.max_steps=1",
+            f"train.max_new_tokens={max_tokens}",
+            f"train.workers={workers}",
+            "train.max_rounds=1",
+            "train.micro_batch_size=4",
+        ],
+    )
+    summary = old.train_rlvr(cfg)
+    m = summary["metrics"]
+    return {"episodes": m["episodes"], "step_s": m["step_time"], "generated_tokens": counted["tokens"]}
+
+
+def arm_new(suite: Path, out: Path, ids: list[str], g: int, workers: int, max_tokens: int) -> dict:
+    from swesrl.training.rlvr import load_rlvr_config, train_rlvr
+
+    cfg = load_rlvr_config(
+        "rlvr_tiny.yaml",
+        [
+            f"model.path={TINY}",
+            f"data.instances={suite}",
+            "data.split=null",
+            f"data.ids=[{', '.join(ids)}]",
+            f"output.dir={out}",
+            "output.plots=false",
+            "agent=[agent.yaml, agent_tiny.yaml, step_limit=6]",
+            f"train.prompts_per_step={len(ids)}",
+            f"train.num_generations={g}",
+            "train.max_steps=1",
+            f"train.max_completion_length={max_tokens}",
+            f"rollout.max_concurrent_episodes={workers}",
+            "dynamic_sampling.max_rounds=1",
+            f"train.micro_batch_size={g}",
+        ],
+    )
+    train_rlvr(cfg)
+    m = next(json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if "step_time" in x)
+    return {
+        "episodes": m["rollout/episodes"],
+        "step_s": m["step_time"],
+        "generated_tokens": m["rollout/generated_tokens"],
+        "generate_calls_note": "batched",
+    }
+
+
+def child(args) -> None:
+    fn = arm_old if args.child == "old" else arm_new
+    r = fn(Path(args.suite), Path(args.out), args.ids, args.generations, args.workers, args.max_tokens)
+    Path(args.out, "result.json").write_text(json.dumps(r))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--instances", type=int, default=2)
+    p.add_argument("--generations", type=int, default=4)
+    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--max-tokens", type=int, default=224)
+    p.add_argument("--child", choices=["old", "new"])
+    p.add_argument("--suite")
+    p.add_argument("--out")
+    p.add_argument("--ids", nargs="*")
+    p.add_argument("--workers", type=int)
+    args = p.parse_args()
+    if args.child:
+        return child(args)
+    from rich.console import Console
+    from rich.table import Table
+
+    from swesrl.tasks import build_suite
+
+    work = Path(tempfile.mkdtemp(prefix="bench_rlvr_"))
+    suite = build_suite(work / "suite", n=6, seed=5)
+    ids = IDS[: args.instances]
+    episodes = len(ids) * args.generations
+    runs: dict[str, list[dict]] = {"old": [], "new": []}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    for rep in range(args.repeats):
+        for arm in ("old", "new"):
+            out = work / f"{arm}{rep}"
+            cmd = [sys.executable, __file__, "--child", arm, "--suite", str(suite), "--out", str(out)]
+            cmd += ["--ids", *ids, "--workers", str(episodes), "--generations", str(args.generations)]
+            cmd += ["--max-tokens", str(args.max_tokens)]
+            subprocess.run(cmd, check=True, env=env, capture_output=True, text=True)
+            runs[arm].append(json.loads((out / "result.json").read_text()))
+
+    def summary(rs: list[dict]) -> dict:
+        epm = [60 * r["episodes"] / r["step_s"] for r in rs]
+        tps = [r["generated_tokens"] / r["step_s"] for r in rs]
+        return {
+            "episodes_per_min": statistics.mean(epm),
+            "generated_tokens_per_s": statistics.mean(tps),
+            "step_s": statistics.mean(r["step_s"] for r in rs),
+            "runs": rs,
+        }
+
+    res = {k: summary(v) for k, v in runs.items()}
+    ratio = res["new"]["episodes_per_min"] / res["old"]["episodes_per_min"]
+    result = {
+        "setup": {
+            "model": "swesrl/checkpoints/tiny-demo",
+            "instances": ids,
+            "episodes_per_step": episodes,
+            "concurrent_episodes": episodes,
+            "max_tokens_per_turn": args.max_tokens,
+            "repeats": args.repeats,
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+        },
+        "old_loop": res["old"],
+        "new_rlvr": res["new"],
+        "speedup_episodes_per_min": ratio,
+        "speedup_tokens_per_s": res["new"]["generated_tokens_per_s"] / res["old"]["generated_tokens_per_s"],
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    table = Table(
+        title=f"RLVR, one step of {len(ids)} instances x {args.generations} episodes (tiny model, CPU)"
+    )
+    for col in ("loop", "step s", "episodes/min", "generated tokens/s"):
+        table.add_column(col)
+    for name, key in (
+        ("old loop (lock, one sequence at a time)", "old"),
+        ("new (TRL engine, batched turns)", "new"),
+    ):
+        r = res[key]
+        table.add_row(
+            name, f"{r['step_s']:.1f}", f"{r['episodes_per_min']:.2f}", f"{r['generated_tokens_per_s']:.1f}"
+        )
+    Console().print(table)
+    Console().print(
+        f"speedup: {ratio:.2f}x episodes/min, {result['speedup_tokens_per_s']:.2f}x tokens/s -> {RESULTS}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,529 @@
+"""Multi-turn agent episodes as exact token sequences, many at once (the RLVR rollout).
+
+Every episode is `swesrl.agent.loop.run_agent` in its own sandbox, in its own thread; the model it
+talks to is an `EpisodePolicy`, which turns each query into token ids, hands them to a shared
+`TurnEngine` and blocks. The engine runs in the caller's thread and generates the next turn of every
+waiting episode together: one batched `model.generate` (transformers) or `LLM.generate` (vLLM
+colocate) call; with a vLLM server every episode's request goes out at once and the server batches
+them. An episode that ends (submits, hits a limit, crashes) leaves the engine, so nobody waits for it.
+
+Token-in/token-out: each turn records the prompt ids the model was given, the ids it sampled and
+their sampling log-probs; the agent loop only sees the decoded text. Nothing the policy wrote is
+tokenised again for training:
+- `full` context: the prompt of turn t is the prompt of turn t-1, its sampled ids, then the new
+  messages (observation or format-error feedback) rendered by the chat template once and tokenised
+  once (`delta_ids`). An episode is one sequence, `Turn.prompt_ids[0]` then every sampled id and
+  observation id in order; `env_mask` is 1 on sampled ids, 0 on observation/template ids.
+- `srl` context (task + last k steps, earlier thoughts dropped): every turn's prompt is a new
+  rendering of that window, tokenised once when the turn is generated; the turn is one sample,
+  those prompt ids (masked out) plus the sampled ids. An episode is as many samples as turns.
+
+Failures: a sandbox that cannot start, an agent crash, a grading error or timeout, or an episode
+past its wall-clock limit gives reward 0 and a reason (`Episode.status`, `Episode.error`); the other
+episodes go on. Sandbox starts and gradings are each limited to `max_concurrent_sandboxes` at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from swesrl.agent.loop import run_agent
+from swesrl.agent.models import STOP, cut_at_stop
+from swesrl.agent.prompts import AgentConfig
+from swesrl.config import StrictModel
+from swesrl.envs import env_for_instance
+from swesrl.envs.base import SandboxConfig
+from swesrl.harness import grade_patch
+
+log = logging.getLogger(__name__)
+
+
+class RolloutConfig(StrictModel):
+    max_concurrent_episodes: int = Field(64, ge=1)
+    """Episodes of one process running at once (threads); their next turns are generated together."""
+    max_concurrent_sandboxes: int = Field(8, ge=1)
+    """Sandbox starts (and gradings) at once per process, so a step does not start hundreds of
+    containers in the same second."""
+    episode_timeout: float = Field(1800.0, gt=0)
+    """Wall-clock seconds per episode (checked before every turn); past it the episode ends, reward 0."""
+    max_batch: int = Field(64, ge=1)
+    """Most turns in one generate call (transformers / vLLM colocate)."""
+    batch_wait: float = Field(0.05, ge=0)
+    """Seconds the engine waits for more episodes to ask before generating a partial batch."""
+
+
+class RewardConfig(StrictModel):
+    kind: Literal["resolved", "f2p_fraction"] = "resolved"
+    """`resolved`: 1 if the harness resolves the submission, else 0 (paper). `f2p_fraction`: the
+    fraction of FAIL_TO_PASS tests that pass, 0 if any PASS_TO_PASS test fails."""
+    grade_timeout: float = 300.0
+    """Seconds for one grading run (fresh sandbox, patch + test patch, tests)."""
+
+
+@dataclass
+class Turn:
+    prompt_ids: list[int]
+    completion_ids: list[int]
+    logprobs: list[float]
+
+
+@dataclass
+class Episode:
+    instance_id: str
+    turns: list[Turn] = field(default_factory=list)
+    reward: float = 0.0
+    status: str = "pending"
+    """The agent's exit status, or why the episode scored 0 without grading (sandbox_error, ...)."""
+    error: str | None = None
+    elapsed: float = 0.0
+    messages: list[dict] = field(default_factory=list)
+    """The agent's trajectory messages (what the loop saw as text)."""
+
+    @property
+    def generated_tokens(self) -> int:
+        return sum(len(t.completion_ids) for t in self.turns)
+
+
+# ---- generation backends: prompt ids in, (sampled ids, sampling log-probs) out ------------------
+
+
+class HFBackend:
+    """transformers `generate` on a batch of left-padded prompts. Log-probs of the sampled tokens are
+    read one step at a time under softmax(logits / temperature), the distribution TRL trains on
+    (custom logits processors run before transformers' temperature / top-p warpers)."""
+
+    batched = True
+
+    def __init__(self, model, tokenizer, max_new_tokens: int, temperature: float = 1.0, top_p: float = 1.0):
+        self.model, self.tokenizer = model, tokenizer
+        self.max_new_tokens, self.temperature, self.top_p = max_new_tokens, temperature, top_p
+
+    def generate(self, prompts: list[list[int]]) -> list[tuple[list[int], list[float]]]:
+        import torch
+        from transformers import LogitsProcessor, LogitsProcessorList
+
+        pad = self.tokenizer.pad_token_id
+        width = max(map(len, prompts))
+        device = next(self.model.parameters()).device
+        ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)  # (B, P)
+        attn = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
+        steps: list[torch.Tensor] = []  # per step: (B, V) log-probs of the distribution sampled from
+        temperature = self.temperature if self.temperature > 0 else 1.0
+
+        class Record(LogitsProcessor):
+            def __call__(self, input_ids, scores):
+                steps.append(torch.log_softmax(scores.float() / temperature, dim=-1))
+                if len(steps) > 1:  # keep only the chosen token's log-prob of finished steps
+                    steps[-2] = steps[-2].gather(-1, input_ids[:, -1:]).squeeze(-1)  # (B,)
+                return scores
+
+        sampling: dict[str, Any] = {"do_sample": self.temperature > 0}
+        if self.temperature > 0:
+            sampling.update(temperature=self.temperature, top_p=self.top_p, top_k=0)
+        with torch.no_grad():
+            out = self.model.generate(
+                input_ids=ids,
+                attention_mask=attn,
+                max_new_tokens=self.max_new_tokens,
+                stop_strings=[STOP],
+                tokenizer=self.tokenizer,
+                pad_token_id=pad,
+                logits_processor=LogitsProcessorList([Record()]),
+                **sampling,
+            )
+        new = out[:, width:]  # (B, T)
+        if steps:
+            steps[-1] = steps[-1].gather(-1, new[:, -1:]).squeeze(-1)
+        logps = torch.stack(steps, dim=1).tolist() if steps else [[] for _ in prompts]  # (B, T)
+        results = []
+        for row, lp in zip(new.tolist(), logps, strict=True):
+            n = completion_end(self.tokenizer, row)
+            results.append((row[:n], lp[:n]))
+        return results
+
+
+def completion_end(tokenizer, ids: list[int]) -> int:
+    """Where one sampled reply ends: after the token that completes the stop string, after the first
+    end-of-sequence token, or at the end (the tokens after it are padding of a batched generate)."""
+    eos = tokenizer.eos_token_id
+    end = ids.index(eos) + 1 if eos in ids else len(ids)
+    if STOP not in tokenizer.decode(ids[:end]):
+        return end
+    lo, hi = 1, end  # smallest n with STOP in decode(ids[:n]): containment is monotonic in n
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if STOP in tokenizer.decode(ids[:mid]):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+class VLLMColocateBackend:
+    """The vLLM engine TRL keeps in this process (`generation.vllm_mode: colocate`), one batched call."""
+
+    batched = True
+
+    def __init__(self, llm, max_new_tokens: int, temperature: float = 1.0, top_p: float = 1.0):
+        from vllm import SamplingParams
+
+        self.llm = llm
+        self.params = SamplingParams(
+            n=1,
+            temperature=temperature,
+            top_p=top_p,
+            max_tokens=max_new_tokens,
+            stop=[STOP],
+            include_stop_str_in_output=True,
+            logprobs=0,
+        )
+
+    def generate(self, prompts: list[list[int]]) -> list[tuple[list[int], list[float]]]:
+        outs = self.llm.generate([{"prompt_token_ids": p} for p in prompts], self.params, use_tqdm=False)
+        results = []
+        for o in outs:
+            c = o.outputs[0]
+            ids = list(c.token_ids)
+            results.append((ids, [lp[t].logprob for lp, t in zip(c.logprobs or [], ids, strict=False)]))
+        return results
+
+
+class VLLMServerBackend:
+    """`trl vllm-serve` (or any vLLM server): every episode posts its own request as soon as it asks,
+    and the server batches the concurrent requests; TRL's trainer keeps the server's weights in sync."""
+
+    batched = False
+
+    def __init__(self, base_url: str, max_new_tokens: int, temperature: float = 1.0, top_p: float = 1.0):
+        self.url = base_url.rstrip("/") + "/v1/completions"
+        self.body = {
+            "temperature": temperature,
+            "top_p": top_p,
+            "max_tokens": max_new_tokens,
+            "stop": [STOP],
+            "include_stop_str_in_output": True,
+            "logprobs": 0,
+            "return_token_ids": True,
+            "return_tokens_as_token_ids": True,
+            "n": 1,
+        }
+        self.local = threading.local()
+
+    def generate(self, prompts: list[list[int]]) -> list[tuple[list[int], list[float]]]:
+        import requests
+
+        session = getattr(self.local, "session", None) or requests.Session()
+        self.local.session = session
+        r = session.post(self.url, json={**self.body, "prompt": prompts}, timeout=3600)
+        r.raise_for_status()
+        results = []
+        for choice in r.json()["choices"]:
+            ids = list(choice["token_ids"])
+            lps = (choice.get("logprobs") or {}).get("token_logprobs") or [0.0] * len(ids)
+            results.append((ids, [0.0 if x is None else float(x) for x in lps]))
+        return results
+
+
+# ---- the engine: the next turns of all waiting episodes, generated together ---------------------
+
+
+class TurnEngine:
+    """Episode threads call `generate(prompt_ids)` and block; `serve()` (in the caller's thread) runs
+    the backend on every request waiting, as one batch, until all episodes have left."""
+
+    def __init__(self, backend, max_batch: int = 64, batch_wait: float = 0.05):
+        self.backend, self.max_batch, self.batch_wait = backend, max_batch, batch_wait
+        self.requests: queue.Queue = queue.Queue()
+        self.lock = threading.Lock()
+        self.active = 0
+        self.calls = 0
+        self.generated_tokens = 0
+
+    def join(self) -> None:
+        with self.lock:
+            self.active += 1
+
+    def leave(self) -> None:
+        with self.lock:
+            self.active -= 1
+        self.requests.put(None)  # wake serve() so it re-checks who is still running
+
+    def generate(self, prompt_ids: list[int]) -> tuple[list[int], list[float]]:
+        if not self.backend.batched:
+            out = self.backend.generate([prompt_ids])[0]
+            with self.lock:
+                self.calls += 1
+                self.generated_tokens += len(out[0])
+            return out
+        box: dict[str, Any] = {"prompt": prompt_ids, "done": threading.Event()}
+        self.requests.put(box)
+        box["done"].wait()
+        if "error" in box:
+            raise box["error"]
+        return box["out"]
+
+    def serve(self, running: Callable[[], bool]) -> None:
+        """Generate for waiting episodes while `running()`; returns when it is false and nobody waits."""
+        pending: list[dict] = []
+        while running() or pending or not self.requests.empty():
+            try:
+                item = self.requests.get(timeout=0.1 if not pending else self.batch_wait)
+                if item is not None:
+                    pending.append(item)
+                with self.lock:
+                    active = self.active
+                if len(pending) < min(active, self.max_batch) and item is not None:
+                    continue  # more episodes may ask in a moment: batch them together
+            except queue.Empty:
+                pass
+            if not pending:
+                continue
+            batch, pending = pending[: self.max_batch], pending[self.max_batch :]
+            try:
+                outs = self.backend.generate([b["prompt"] for b in batch])
+                self.calls += 1
+                for b, o in zip(batch, outs, strict=True):
+                    b["out"] = o
+                    self.generated_tokens += len(o[0])
+            except Exception as e:  # the episodes that asked fail (reward 0); the step goes on
+                for b in batch:
+                    b["error"] = e
+            for b in batch:
+                b["done"].set()
+
+
+# ---- the policy as the agent loop's model, one per episode --------------------------------------
+
+
+class EpisodeTimeout(Exception):
+    pass
+
+
+def chat_ids(tokenizer, messages: list[dict]) -> list[int]:
+    out = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)
+    return list(out["input_ids"] if hasattr(out, "keys") else out)
+
+
+def delta_ids(tokenizer, new_messages: list[dict], ended_with_eos: bool) -> list[int]:
+    """Template tokens after a sampled reply: the end of the assistant turn (unless the reply's own
+    end-of-sequence token already closed it), the new messages, the next generation prompt.
+    Rendered on a fixed dummy conversation, so the history is never rendered or tokenised again."""
+    mark = "\x00REPLY\x00"
+    head = [{"role": "user", "content": "x"}, {"role": "assistant", "content": mark}]
+    before = tokenizer.apply_chat_template(head, tokenize=False)
+    after = tokenizer.apply_chat_template(head + new_messages, tokenize=False, add_generation_prompt=True)
+    if not after.startswith(before):
+        raise ValueError("the chat template renders a conversation differently once it grows")
+    text = before[before.index(mark) + len(mark) :] + after[len(before) :]
+    eos = tokenizer.eos_token
+    if ended_with_eos and eos and text.startswith(eos):
+        text = text[len(eos) :]
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+class EpisodePolicy:
+    """The agent's model for one episode: messages in, text out, every turn recorded as token ids."""
+
+    name = "policy"
+
+    def __init__(self, engine: TurnEngine, tokenizer, context: str, deadline: float):
+        self.engine, self.tokenizer, self.context, self.deadline = engine, tokenizer, context, deadline
+        self.turns: list[Turn] = []
+        self.seen: list[dict] = []  # the full-context prompt of the last turn, then its reply
+        self._cache: tuple[int, list[int]] | None = None
+
+    def prompt_ids(self, messages: list[dict]) -> list[int]:
+        if self.context != "full" or not self.turns:
+            return chat_ids(self.tokenizer, messages)
+        n = len(self.seen)
+        if messages[:n] != self.seen:
+            raise ValueError("full context: the history changed between turns (cannot extend the tokens)")
+        last = self.turns[-1]
+        ended = bool(last.completion_ids) and last.completion_ids[-1] == self.tokenizer.eos_token_id
+        return last.prompt_ids + last.completion_ids + delta_ids(self.tokenizer, messages[n:], ended)
+
+    def count_tokens(self, messages: list[dict]) -> int:
+        ids = self.prompt_ids(messages)
+        self._cache = (id(messages), ids)
+        return len(ids)
+
+    def generate(self, messages: list[dict], n: int = 1, **sampling: Any) -> list[str]:
+        if time.monotonic() > self.deadline:
+            raise EpisodeTimeout("episode wall-clock limit")
+        cached = self._cache
+        ids = cached[1] if cached and cached[0] == id(messages) else self.prompt_ids(messages)
+        self._cache = None
+        completion, logprobs = self.engine.generate(ids)
+        self.turns.append(Turn(ids, completion, logprobs))
+        text = cut_at_stop(self.tokenizer.decode(completion, skip_special_tokens=True))
+        self.seen = [*messages, {"role": "assistant", "content": text}]
+        return [text]
+
+
+# ---- episodes -----------------------------------------------------------------------------------
+
+
+def grade_reward(report: dict, kind: str) -> float:
+    """The reward of one graded submission (see `RewardConfig.kind`).
+
+    >>> grade_reward({"resolved": True}, "resolved")
+    1.0
+    >>> ok = {"FAIL_TO_PASS": {"success": ["a"], "failure": ["b"]}, "PASS_TO_PASS": {"success": [], "failure": []}}
+    >>> grade_reward({"resolved": False, "tests_status": ok}, "f2p_fraction")
+    0.5
+    """
+    if kind == "resolved" or report.get("resolved"):
+        return float(bool(report.get("resolved")))
+    status = report.get("tests_status") or {}
+    f2p, p2p = status.get("FAIL_TO_PASS") or {}, status.get("PASS_TO_PASS") or {}
+    if p2p.get("failure"):
+        return 0.0
+    total = len(f2p.get("success", [])) + len(f2p.get("failure", []))
+    return len(f2p.get("success", [])) / total if total else 0.0
+
+
+@dataclass
+class RolloutSetup:
+    """What every episode of a run shares."""
+
+    agent: AgentConfig
+    sandbox: SandboxConfig
+    mirror: Path | None
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+
+
+def run_episodes(
+    instances: list[dict],
+    setup: RolloutSetup,
+    backend,
+    tokenizer,
+    on_episode: Callable[[Episode], None] | None = None,
+) -> tuple[list[Episode], dict[str, float]]:
+    """One episode per entry of `instances` (an instance listed G times gets G episodes), all at once
+    (up to `max_concurrent_episodes`); returns them in order and rollout statistics."""
+    r = setup.rollout
+    agent = setup.agent
+    if not agent.time_limit or agent.time_limit > r.episode_timeout:
+        agent = agent.model_copy(update={"time_limit": r.episode_timeout})
+    engine = TurnEngine(backend, r.max_batch, r.batch_wait)
+    starts = threading.Semaphore(r.max_concurrent_sandboxes)
+    grades = threading.Semaphore(r.max_concurrent_sandboxes)
+    episodes = [Episode(i["instance_id"]) for i in instances]
+    t0 = time.perf_counter()
+
+    def one(k: int) -> None:
+        inst, ep = instances[k], episodes[k]
+        start = time.monotonic()
+        policy = EpisodePolicy(engine, tokenizer, agent.context.kind, start + r.episode_timeout)
+        in_engine = True
+        try:
+            with starts:
+                env = env_for_instance(inst, setup.sandbox, setup.mirror)
+        except Exception as e:
+            ep.status, ep.error = "sandbox_error", f"{type(e).__name__}: {e}"
+            env = None
+        try:
+            if env is not None:
+                with env:
+                    traj = run_agent(inst, policy, env, agent)
+                info = traj["info"]
+                ep.status, ep.messages = info["exit_status"], traj["messages"]
+                if ep.status in ("error", "time_limit"):
+                    ep.error = info.get("exception") or "episode wall-clock limit"
+                else:
+                    engine.leave()  # grading needs no model: the engine must not wait for it
+                    in_engine = False
+                    with grades:
+                        report = grade_patch(
+                            inst,
+                            info.get("submission") or "",
+                            setup.sandbox,
+                            setup.mirror,
+                            timeout=setup.reward.grade_timeout,
+                        )
+                    ep.reward = grade_reward(report, setup.reward.kind)
+        except Exception as e:  # grading or sandbox teardown failed: reward 0, the step goes on
+            ep.status, ep.error, ep.reward = "error", f"{type(e).__name__}: {e}", 0.0
+        finally:
+            ep.turns = policy.turns
+            ep.elapsed = time.monotonic() - start
+            if in_engine:
+                engine.leave()
+            if ep.error:
+                log.warning("%s: episode %s, reward 0: %s", ep.instance_id, ep.status, ep.error)
+            if on_episode:
+                on_episode(ep)
+
+    running = [len(instances)]
+    lock = threading.Lock()
+
+    def wrapped(k: int) -> None:
+        try:
+            one(k)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    for _ in instances:
+        engine.join()
+    with ThreadPoolExecutor(max_workers=min(r.max_concurrent_episodes, max(len(instances), 1))) as pool:
+        futures = [pool.submit(wrapped, k) for k in range(len(instances))]
+        engine.serve(lambda: running[0] > 0)
+        for f in futures:
+            f.result()
+    wall = time.perf_counter() - t0
+    stats = {
+        "episodes": len(episodes),
+        "failed_episodes": sum(e.error is not None for e in episodes),
+        "generated_tokens": engine.generated_tokens,
+        "generate_calls": engine.calls,
+        "turns": sum(len(e.turns) for e in episodes),
+        "rollout_seconds": wall,
+    }
+    return episodes, stats
+
+
+# ---- episodes -> training samples ---------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    prompt_ids: list[int]
+    completion_ids: list[int]
+    logprobs: list[float]
+    env_mask: list[int]
+
+
+def full_sample(ep: Episode, pad_id: int) -> Sample:
+    """The whole episode as one sequence: prompt = the first turn's prompt; completion = every sampled
+    id (env_mask 1, its sampling log-prob) and every observation/template id (env_mask 0) in order."""
+    if not ep.turns:
+        return Sample([pad_id], [pad_id], [0.0], [0])  # nothing generated: a row that trains nothing
+    first = ep.turns[0]
+    ids, lps, mask = [], [], []
+    seq = list(first.prompt_ids)
+    for t in ep.turns:
+        if t.prompt_ids[: len(seq)] != seq:
+            raise ValueError(f"{ep.instance_id}: a turn's prompt does not extend the episode's tokens")
+        env = t.prompt_ids[len(seq) :]
+        ids += env + t.completion_ids
+        lps += [0.0] * len(env) + t.logprobs
+        mask += [0] * len(env) + [1] * len(t.completion_ids)
+        seq = t.prompt_ids + t.completion_ids
+    return Sample(list(first.prompt_ids), ids, lps, mask)
+
+
+def turn_samples(ep: Episode) -> list[Sample]:
+    """One sample per turn (the `srl` context): the prompt the turn was generated from, its sampled ids."""
+    return [Sample(t.prompt_ids, t.completion_ids, t.logprobs, [1] * len(t.completion_ids)) for t in ep.turns]
