@@ -82,19 +82,34 @@ def data_build(
     workers: int = typer.Option(
         1, "--workers", "-w", help="Processes that cut trajectories (same output, same order)."
     ),
+    with_state: bool = typer.Option(
+        False,
+        "--with-state",
+        help="Replay each trajectory in a sandbox; every SRL row gets the state before its step "
+        "(for reward.compare=execution; needs --instances).",
+    ),
+    backend: str = typer.Option("local", "--backend", help="--with-state: sandbox backend, local or docker."),
+    mirror: str = typer.Option(
+        None,
+        "--repo-mirror",
+        help="--with-state: folder of <owner>__<name>.git repositories (default: repos/ beside --instances).",
+    ),
 ) -> None:
     """Cut expert trajectories into step-wise SRL instances and SFT conversations (streaming)."""
     from rich.console import Console
 
     from swesrl.agent.context import ContextPolicy
     from swesrl.agent.loop import load_agent_config
+    from swesrl.core.instances import default_mirror
     from swesrl.core.trajectories import expand_paths
     from swesrl.training.data import BuildOptions, build_dataset
     from swesrl.utils import UserError, make_progress
 
     if (max_prompt_tokens or max_observation_tokens) and not tokenizer:
         raise UserError("--max-prompt-tokens and --max-observation-tokens need --tokenizer")
-    agent_config = load_agent_config(config)
+    if with_state and not instances:
+        raise UserError("--with-state needs --instances (the tasks to replay the trajectories on)")
+    agent_config = load_agent_config([*config, f"sandbox.backend={backend}"] if with_state else config)
     policy = ContextPolicy(
         **{**agent_config.context.model_dump(), "kind": "full" if full_history else "srl", "k": context_steps}
     )
@@ -108,6 +123,8 @@ def data_build(
         max_steps=max_steps,
         dedupe=dedupe,
         instances=_instances_by_id(instances) if instances else None,
+        with_state=with_state,
+        mirror=(mirror or str(default_mirror(instances))) if with_state else None,
     )
     files = expand_paths([*trajectories, *(more or [])])
     with make_progress(transient=True) as progress:
@@ -123,6 +140,12 @@ def data_build(
         f"{stats['trajectories_used']}/{stats['trajectories_read']} trajectories -> {stats['instances']} SRL instances, "
         f"{stats['sft_conversations']} SFT conversations in {out}/ (srl.jsonl, sft.jsonl, stats.json)"
     )
+    if with_state:
+        r = stats.get("state_replay", {})
+        console.print(
+            f"states: {sum(r.values())} trajectories replayed; final patch equal to the recorded one: "
+            f"{r.get('matches', 0)}, different: {r.get('differs', 0)}, none recorded: {r.get('unknown', 0)}"
+        )
     if stats["dropped"]["counts"]:
         counts = ", ".join(f"{k}: {v}" for k, v in sorted(stats["dropped"]["counts"].items()))
         console.print(f"dropped: {counts} (details in stats.json)")
@@ -282,8 +305,19 @@ def export_verl_cmd(
     val_fraction: float = typer.Option(0.0, "--val-fraction", help="Share of rows for test.parquet."),
     seed: int = typer.Option(0, "--seed", help="Shuffle seed for the split."),
     compare: str = typer.Option(
-        "text", "--compare", help="Reward comparison: text (paper), call, canonical."
+        "text",
+        "--compare",
+        help="Reward comparison: text (paper), call, canonical, execution or mixed (data built --with-state).",
     ),
+    instances: str = typer.Option(
+        None, "--instances", help="execution / mixed: the instances file the reward module uses."
+    ),
+    mirror: str = typer.Option(
+        None,
+        "--repo-mirror",
+        help="execution / mixed: repositories folder (default: repos/ beside --instances).",
+    ),
+    text_weight: float = typer.Option(0.5, "--text-weight", help="mixed: weight of the text similarity."),
 ) -> None:
     """Export SRL data as verl parquet plus a `compute_score` reward module."""
     from rich.console import Console
@@ -291,9 +325,18 @@ def export_verl_cmd(
     from swesrl.training.export import export_verl
     from swesrl.utils import UserError
 
-    if compare not in ("text", "call", "canonical"):
-        raise UserError(f"--compare must be text, call or canonical, got {compare!r}")
-    summary = export_verl(data, out, val_fraction=val_fraction, seed=seed, compare=compare)
+    if compare not in ("text", "call", "canonical", "execution", "mixed"):
+        raise UserError(f"--compare must be text, call, canonical, execution or mixed, got {compare!r}")
+    execution = {k: v for k, v in (("instances", instances), ("mirror", mirror)) if v}
+    summary = export_verl(
+        data,
+        out,
+        val_fraction=val_fraction,
+        seed=seed,
+        compare=compare,
+        execution=execution,
+        text_weight=text_weight,
+    )
     Console().print(
         f"wrote {summary.get('train', 0)} train / {summary.get('test', 0)} test rows and srl_reward.py to {out}\n"
         f"verl: data.train_files={out}/train.parquet custom_reward_function.path={out}/srl_reward.py "
@@ -306,10 +349,15 @@ def train_rlvr_cmd(
     config: str = typer.Option(..., "--config", help=_CONFIG_HELP),
     override: list[str] = typer.Option(None, "--override", "-c", help=_OVERRIDE_HELP),
 ) -> None:
-    """RLVR: GRPO on whole agent episodes in sandboxes, reward = resolved (1/0) by the harness."""
+    """RLVR: GRPO on whole agent episodes in sandboxes, reward = resolved (1/0) by the harness (TRL GRPOTrainer)."""
+    from swesrl.training.progress import metrics_line
     from swesrl.training.rlvr import load_rlvr_config, train_rlvr
+    from swesrl.utils import step_bar
 
-    _print_summary("RLVR", train_rlvr(load_rlvr_config(config, override)))
+    cfg = load_rlvr_config(config, override)
+    with step_bar("RLVR", cfg.train.max_steps, metrics_line) as on_step:
+        summary = train_rlvr(cfg, on_step)
+    _print_summary("RLVR", summary)
 
 
 @train_app.command("pipeline")
