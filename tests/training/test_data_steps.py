@@ -388,3 +388,51 @@ def test_round_trip_on_a_bundled_task_with_the_scripted_expert(tmp_path):
             for row in rows:
                 assert row["prompt"] == rec.prompts[row["step"]], f"{kind} step {row['step']}"
         assert rows[-1]["expert_action"] == SUBMIT
+
+
+@pytest.mark.skipif(not bwrap_available(), reason="bubblewrap cannot create a sandbox here")
+def test_with_state_rows_carry_the_workspace_before_their_step(suite, tmp_path):
+    """`--with-state` replays the expert in a sandbox: each row holds the diff before its step and the
+    final patch; the execution reward restores exactly that state."""
+    from swesrl.core.actions import format_action
+    from swesrl.training.exec_reward import ExecutionConfig, ExecutionScorer, load_states
+
+    inst, mirror = suite
+    config = load_agent_config()
+    recorded = [*initial_messages(config, inst), *({"role": "assistant", "content": t} for t in EXPERT)]
+    (tmp_path / "expert.json").write_text(
+        json.dumps({"instance_id": inst["instance_id"], "messages": recorded})
+    )
+    with env_for_instance(inst, config.sandbox, mirror) as env:
+        traj = run_agent(
+            inst, get_model(f"replay:{tmp_path / 'expert.json'}"), env, config, tmp_path / "run.json"
+        )
+    opts = BuildOptions(instances={inst["instance_id"]: inst}, with_state=True, mirror=mirror)
+    stats = build_dataset([tmp_path / "run.json"], tmp_path / "ds", opts, config=config)
+    rows = [json.loads(line) for line in (tmp_path / "ds/srl.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [0, 1, 3, 4, 5]
+    assert [bool(r["state"]["patch"]) for r in rows] == [False, False, True, True, True]
+    assert "+    return items[:]" in rows[2]["state"]["patch"]
+    assert all(r["state"]["final_patch"] == traj["info"]["submission"] for r in rows)
+    assert stats["state_replay"] == {"matches": 1} and stats["options"]["with_state"]
+
+    # the reward restores the state of step 3 (edit made): re-running the tests passes there
+    (tmp_path / "instances.jsonl").write_text(json.dumps(inst) + "\n")
+    cfg = ExecutionConfig(data=str(tmp_path / "ds/srl.jsonl"), instances=str(tmp_path / "instances.jsonl"),
+                          mirror=str(mirror))  # fmt: skip
+    expert = rows[3]["expert_action"]
+    same = format_action("bash", {"command": "python3 -m pytest -q tests/ 2>&1 | tail -n 1"})
+    with ExecutionScorer(cfg) as sc:
+        assert len(load_states(cfg.data)) >= 5
+        got = sc([f"<think>t</think>{same}"], [expert], prompts=[rows[3]["prompt"]],
+                 instance_id=[inst["instance_id"]], step=[4])  # fmt: skip
+    assert got == [1.0]
+
+    # the CLI: --with-state needs --instances; with it, the same rows
+    r = run_cli("build", "-t", str(tmp_path / "run.json"), "-o", str(tmp_path / "ds2"), "--with-state")
+    assert r.returncode == 2 and "--with-state needs --instances" in r.stderr + r.stdout
+    r = run_cli("build", "-t", str(tmp_path / "run.json"), "-o", str(tmp_path / "ds2"), "--with-state",
+                "--instances", str(tmp_path / "instances.jsonl"), "--repo-mirror", str(mirror))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "final patch equal to the recorded one: 1" in r.stdout
+    assert (tmp_path / "ds2/srl.jsonl").read_text() == (tmp_path / "ds/srl.jsonl").read_text()

@@ -1,5 +1,10 @@
 """`swesrl data build`: stream trajectories into `srl.jsonl`, `sft.jsonl` and `stats.json`.
 
+With `with_state` (`--with-state`), each trajectory is also replayed in a sandbox
+(`verify.replay_states`) and every SRL row carries `state: {patch, final_patch}`: the workspace
+diff against base_commit before its step and the expert's final patch, what the execution reward
+(`training/exec_reward.py`) restores and compares with.
+
 Memory stays bounded: one trajectory at a time, rows written as they are made; what is kept
 across the run is counters, one small integer per trajectory and per row (for percentiles),
 and 16-byte hashes for de-duplication.
@@ -21,6 +26,7 @@ from swesrl.agent.context import ContextPolicy
 from swesrl.agent.loop import load_agent_config
 from swesrl.core.trajectories import Dropped, expand_paths, iter_records, load_and_normalise
 from swesrl.training.data.steps import TokenBudget, agent_messages, build_step_instances, sft_conversation
+from swesrl.training.data.verify import replay_states
 from swesrl.utils import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -41,6 +47,10 @@ class BuildOptions:
     system_prompt: str | None = None
     instances: dict[str, dict] | None = None
     """instance_id -> instance: the task template then renders the real instance."""
+    with_state: bool = False
+    """Replay each trajectory in a sandbox and store the state before every step (needs `instances`)."""
+    mirror: str | Path | None = None
+    """Folder of `<owner>__<name>.git` repositories for the replay (`with_state`)."""
 
 
 def percentiles(values: Iterable[int]) -> dict[str, float]:
@@ -142,6 +152,17 @@ def _process(record: Any, source: str) -> _Result:
     if opts.dedupe:
         res.key = _digest([traj["instance_id"], [s.action for s in traj["steps"]]])
     instance = (opts.instances or {}).get(traj["instance_id"])
+    replay = None
+    if opts.with_state:
+        if instance is None:
+            res.dropped.append(Dropped(where, "no_instance", "--with-state needs the instance (--instances)"))
+            return res
+        try:
+            replay = replay_states(traj, instance, config, opts.mirror)
+        except Exception as e:  # one broken replay must not stop the build
+            res.dropped.append(Dropped(where, "state_replay_failed", f"{type(e).__name__}: {e}"[:300]))
+            return res
+        res.traj["state_matches"] = replay["matches"]
     messages = agent_messages(traj, config, instance, opts.system_prompt, budget, opts.max_observation_tokens)
     rows, res.dropped = build_step_instances(
         traj,
@@ -161,8 +182,12 @@ def _process(record: Any, source: str) -> _Result:
     for row in rows:
         prompt_json = _messages_json(row["prompt"], cache)
         action_json = _dumps(row["expert_action"])
+        state_json = ""
+        if replay is not None:
+            state = {"patch": replay["patches"][row["step"]], "final_patch": replay["final_patch"]}
+            state_json = f', "state": {_dumps(state)}'
         key = (
-            hashlib.blake2b((prompt_json + action_json).encode(), digest_size=16).digest()
+            hashlib.blake2b((prompt_json + action_json + state_json).encode(), digest_size=16).digest()
             if opts.dedupe
             else b""
         )
@@ -173,7 +198,7 @@ def _process(record: Any, source: str) -> _Result:
         line = (
             f'{{"instance_id": {_dumps(row["instance_id"])}, "step": {row["step"]}, "n_steps": {row["n_steps"]}, '
             f'"prompt": {prompt_json}, "expert_action": {action_json}, '
-            f'"expert_thought": {_dumps(row["expert_thought"])}}}\n'
+            f'"expert_thought": {_dumps(row["expert_thought"])}{state_json}}}\n'
         )
         res.rows.append((key, length, line, row["step"]))
     conv = sft_conversation(messages, traj)
@@ -243,6 +268,7 @@ def build_dataset(
     seen_rows: set[bytes] = set()
     n_read = n_used = n_rows = n_sft = 0
     resolved: Counter[str] = Counter()
+    replayed: Counter[str] = Counter()
     files = expand_paths(paths)
     with (
         open(out / "srl.jsonl", "w", encoding="utf-8") as srl,
@@ -256,6 +282,9 @@ def build_dataset(
             n_read += 1
             formats[res.traj["format"]] += 1
             resolved[str(res.traj["resolved"]).lower()] += 1
+            if "state_matches" in res.traj:
+                m = res.traj["state_matches"]
+                replayed["unknown" if m is None else "matches" if m else "differs"] += 1
             if on_trajectory:
                 on_trajectory({"read": n_read, "instances": n_rows})
             if not res.used:
@@ -295,6 +324,7 @@ def build_dataset(
             **percentiles(prompt_lengths),
         },
         "dropped": drops.as_dict(),
+        **({"state_replay": dict(replayed)} if opts.with_state else {}),
         "options": {
             "workers": workers,
             "context": opts.policy.model_dump(),
@@ -305,6 +335,7 @@ def build_dataset(
             "skip_submit": opts.skip_submit,
             "max_steps": opts.max_steps,
             "dedupe": opts.dedupe,
+            "with_state": opts.with_state,
         },
     }
     atomic_write_json(out / "stats.json", stats)

@@ -1,5 +1,8 @@
 """`swesrl data verify`: does an expert trajectory's action sequence really solve its task?
 
+(`replay_states` replays the same actions step by step for `swesrl data build --with-state`: the
+workspace diff before each step, the state the execution reward restores.)
+
 Each trajectory is turned into the agent's own message format, replayed in a fresh sandbox by the
 agent loop with the `replay:` model (the expert's replies, in order), and the resulting patch is
 graded with the harness (`grade_patch`: FAIL_TO_PASS and PASS_TO_PASS tests). Trajectories that
@@ -19,8 +22,10 @@ from typing import Any
 
 from swesrl.agent.loop import run_agent
 from swesrl.agent.models import get_model
+from swesrl.core.actions import FormatError, parse_action
 from swesrl.core.trajectories import Dropped, Trajectory, iter_trajectories
 from swesrl.envs import env_for_instance
+from swesrl.envs.tools import execute_action
 from swesrl.harness import grade_patch
 from swesrl.training.data.steps import agent_messages
 
@@ -62,6 +67,37 @@ def verify_one(traj: Trajectory, instance: dict, config: Any, mirror: str | Path
     row["report"] = {k: report[k] for k in ("resolved", "status") if k in report}
     replayed["info"]["resolved"] = row["resolved"]
     return row | {"trajectory": replayed}
+
+
+def replay_states(traj: Trajectory, instance: dict, config: Any, mirror: str | Path | None) -> dict:
+    """Replay the expert's actions in one fresh sandbox, as the agent loop runs them (the same tools
+    and `command_timeout`); return `{"patches": [workspace diff against base_commit before step k,
+    one per step], "final_patch": the diff at the end (what `submit` submits), "matches": whether it
+    equals the trajectory's recorded submission (None when none was recorded)}`.
+
+    Steps without a usable call change nothing; the replay stops at the first `submit`."""
+    patches: list[str] = []
+    patch = ""
+    with env_for_instance(instance, config.sandbox, mirror) as env:
+        for step in traj["steps"]:
+            patches.append(patch)
+            if step.action is None:
+                continue
+            try:
+                _, action = parse_action(step.action)
+            except FormatError:
+                continue
+            if action.name == "submit":
+                break
+            execute_action(env, action, timeout=config.command_timeout)
+            if not (action.name == "str_replace_editor" and action.params.get("command") == "view"):
+                patch = env.diff()
+    patches += [patch] * (len(traj["steps"]) - len(patches))
+    recorded = (traj.get("info") or {}).get("submission")
+    matches = (
+        None if not isinstance(recorded, str) or not recorded.strip() else recorded.strip() == patch.strip()
+    )
+    return {"patches": patches, "final_patch": patch, "matches": matches}
 
 
 def _safe_verify(traj: Trajectory, instance: dict, config: Any, mirror: str | Path | None) -> dict:

@@ -1,0 +1,678 @@
+"""Execution-aware step reward: score what an action does, not only how it is spelled.
+
+The paper's reward (`rewards.srl_reward`) is the string similarity of the policy's action to the
+expert's. `grep -rn foo .` and `grep -n foo -r .`, or an edit written with another anchor, are
+then "different" although they do the same thing. This reward runs both actions on the sandbox
+state the expert had before the step and compares their effects (`reward.compare: execution`;
+`mixed` is `text_weight * text + (1 - text_weight) * execution`).
+
+The state. `swesrl data build --with-state` replays each expert trajectory in a sandbox
+(`data/verify.py: replay_states`) and stores, in every step row, `state.patch` (the workspace diff
+against base_commit after the expert's earlier steps) and `state.final_patch` (the expert's
+submission). Restoring a state is: the repository at base_commit (`git checkout -f`, `git clean
+-ffdx`), then `git apply` of the patch. Not restored: files outside /testbed (/tmp, $HOME), binary
+changes (a text diff cannot carry them) and the editor's undo history.
+
+The score (`effect_similarity`; `sim(a, b)` is `rewards.similarity`, 1.0 when equal):
+- same canonical call as the expert (parameters parsed, order and whitespace ignored): 1.0 without
+  running anything (same call, same state, same effect);
+- `submit`: `sim(state.patch, state.final_patch)`, the patch the policy would submit now against
+  the expert's final patch; a non-submit action where the expert submits: 0.0 (no submission);
+- the expert's step changed the repository (its `delta`, the diff of the work tree against the
+  restored state, is not empty): `sim(policy delta, expert delta)`: an edit is judged by the change
+  it makes, whatever the tool, anchor or whitespace of the call (the editor's and sed's outputs
+  differ; the change does not);
+- otherwise (a read, a test run): the observation, `sim(output, output)` with timings such as
+  `0.03s` masked, halved when the exit codes differ, halved again when the policy's command
+  changed the repository where the expert's did not;
+- failed effects score 0.0: a timeout, a change to `.git` metadata (config, hooks, refs: the
+  sandbox's git can no longer be trusted and is rebuilt), a change to the sandbox's own files.
+  When the expert's own effect cannot be measured (no state for the row, its action timed out or
+  changed `.git`, or a sandbox failed) the row falls back to the text reward, counted in
+  `exec/fallback_rate`. Format failures stay -1.
+
+Safety and cost. Every action runs through `envs.tools.execute_action` in a sandbox of the
+configured backend (local bubblewrap by default, docker through the same Environment protocol):
+no network (enforced), a timeout per action, bounded output, every process killed after each
+command. Effects are read by separate commands after the action's processes are dead; before git
+runs again on a workspace the policy touched, `.git`'s metadata is checked against its fingerprint,
+and git runs with hooks, fsmonitor, textconv and external diff off and no global config. A pool of
+warm sandboxes, one or more per task, is shared across GRPO steps: a command that changes nothing
+(checked with one `find` over the workspace, /tmp, $HOME and the sandbox's state folder, by
+ctime, size and name) leaves its sandbox ready for the next completion; otherwise the state is
+restored before the next use, and a sandbox whose `.git`, /tmp, $HOME or state folder changed is
+closed and replaced. Identical calls on the same state run once (a cache shared across steps),
+completions run in parallel over sandboxes, and sandboxes are closed on errors and at exit.
+
+>>> expert = Effect(output="a.py:3:foo\\n", returncode=0)
+>>> effect_similarity(Effect(output="a.py:3:foo\\n", returncode=0), expert)
+1.0
+>>> effect_similarity(Effect(output="", returncode=0, delta="diff --git a/a.py b/a.py\\n..."), expert)
+0.0
+>>> effect_similarity(Effect(failed="timeout"), expert)
+0.0
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import hashlib
+import json
+import logging
+import re
+import shlex
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from swesrl.config import StrictModel
+from swesrl.core.actions import Action, FormatError, parse_action
+from swesrl.core.instances import default_mirror, load_instances
+from swesrl.envs import SandboxConfig, env_for_instance
+from swesrl.envs.base import WORKDIR
+from swesrl.envs.common import STATE_DIR
+from swesrl.envs.tools import execute_action
+from swesrl.training.rewards import FORMAT_FAILURE, completion_text, similarity, srl_reward
+from swesrl.utils import UserError, iter_jsonl
+
+log = logging.getLogger(__name__)
+
+EDIT_COMMANDS = ("create", "str_replace", "insert", "undo_edit")
+_TIMING = re.compile(r"\b\d+(?:\.\d+)?\s?(?:s|ms|sec|seconds)\b")
+
+
+class ExecutionConfig(StrictModel):
+    data: str | None = None
+    """`srl.jsonl` built with `swesrl data build --with-state` (its rows carry `state`); usually the
+    same file as `data.path`. Rows are matched to prompts by instance, step and prompt text."""
+    instances: str | None = None
+    """Instances file of those rows (SWE-bench schema); bundled suites: SUITE/instances.jsonl."""
+    mirror: str | None = None
+    """Folder of `<owner>__<name>.git` repositories; default: `repos/` beside `instances`."""
+    timeout: float = Field(10.0, gt=0)
+    """Seconds one action may run; past it the effect counts as failed (reward 0)."""
+    workers: int = Field(2, ge=1)
+    """Sandboxes working at the same time (threads); about the number of free CPU cores."""
+    max_sandboxes: int = Field(8, ge=1)
+    """Warm sandboxes kept open across steps (idle ones of other tasks are closed past it)."""
+    cache_size: int = Field(20_000, ge=0)
+    """Effects of (state, call) pairs remembered across steps; the same call on the same state runs once."""
+    sandbox: SandboxConfig = SandboxConfig(timeout=10.0)
+    """Backend and limits of the sandboxes (`backend: local|docker`, memory, pids, ...); network stays off."""
+
+    @field_validator("sandbox")
+    @classmethod
+    def _no_network(cls, v: SandboxConfig) -> SandboxConfig:
+        if v.network:
+            raise ValueError("the execution reward runs policy actions: sandbox.network must stay false")
+        return v
+
+
+@dataclass(frozen=True)
+class Effect:
+    """What one action did on a state."""
+
+    output: str = ""
+    returncode: int = 0
+    delta: str | None = ""
+    """The diff of the repository against the restored state ("" when nothing changed); None when unknown."""
+    failed: str | None = None
+    """Why the effect counts as failed (timeout, .git changed, sandbox files changed), else None."""
+
+
+def normalise_output(text: str) -> str:
+    """Mask durations (`in 0.03s`), which differ between two runs of the same command."""
+    return _TIMING.sub("<t>", text)
+
+
+def effect_similarity(policy: Effect, expert: Effect) -> float:
+    """The score of the policy's effect against the expert's (module docstring); `expert` must not be failed."""
+    if policy.failed or policy.delta is None:
+        return 0.0
+    if expert.delta:
+        return similarity(policy.delta, expert.delta)
+    score = similarity(normalise_output(policy.output), normalise_output(expert.output))
+    if policy.returncode != expert.returncode:
+        score *= 0.5
+    if policy.delta:
+        score *= 0.5
+    return score
+
+
+# ---------------------------------------------------------------------------------------------
+# step states
+
+
+@dataclass(frozen=True)
+class StepState:
+    instance_id: str
+    patch: str
+    final_patch: str
+
+    @property
+    def key(self) -> str:
+        h = hashlib.blake2b(digest_size=12)
+        for part in (self.instance_id, self.patch):
+            h.update(part.encode("utf-8", "surrogatepass") + b"\0")
+        return h.hexdigest()
+
+
+def prompt_key(instance_id: str, step: int, prompt: Any) -> str:
+    """Key of a step row: its instance, step and prompt text (two trajectories of one task can
+    share a step number with different states)."""
+    if isinstance(prompt, str):
+        msgs: Any = prompt
+    else:
+        msgs = [[m.get("role", ""), m.get("content", "")] for m in prompt or []]
+    blob = json.dumps([instance_id, int(step), msgs], ensure_ascii=False)
+    return hashlib.blake2b(blob.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def load_states(path: str | Path) -> dict[str, StepState]:
+    """Step states of an srl.jsonl built with `--with-state`: prompt key -> state, plus
+    `instance_id#step` -> state where that pair is unambiguous."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"reward.execution.data not found: {p}")
+    states: dict[str, StepState] = {}
+    by_step: dict[str, StepState | None] = {}
+    strings: dict[str, str] = {}
+    n = 0
+    for row in iter_jsonl(p):
+        st = row.get("state")
+        if not isinstance(st, dict) or "patch" not in st:
+            continue
+        n += 1
+        iid, step = str(row.get("instance_id", "")), int(row.get("step", 0))
+        patch = strings.setdefault(st["patch"], st["patch"])
+        final = strings.setdefault(st.get("final_patch", ""), st.get("final_patch", ""))
+        state = StepState(iid, patch, final)
+        states[prompt_key(iid, step, row.get("prompt"))] = state
+        k = f"{iid}#{step}"
+        by_step[k] = state if k not in by_step or by_step[k] == state else None
+    if n == 0:
+        raise UserError(f"{p}: no row carries a `state`: build it with `swesrl data build --with-state`")
+    states.update({k: v for k, v in by_step.items() if v is not None})
+    return states
+
+
+# ---------------------------------------------------------------------------------------------
+# sandbox scripts (run inside the sandbox; every git call with hooks, fsmonitor and global config off)
+
+_GIT_ENV = (
+    "export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null GIT_NO_REPLACE_OBJECTS=1 GIT_TERMINAL_PROMPT=0"
+)
+_G = "git -c core.fsmonitor=false -c core.hooksPath=/dev/null -c gc.auto=0 -c core.untrackedCache=false"
+_INDEX = f"{STATE_DIR}/exec.index"
+_FP = {k: f"{STATE_DIR}/fp.{k}" for k in ("git", "work", "box")}
+
+
+def _listing(kind: str) -> str:
+    f = _FP[kind]
+    return f"\\( -type d -fprintf {f} '%p d\\n' -o -fprintf {f} '%p %y %s %C@\\n' \\)"
+
+
+FINGERPRINT = (
+    f"rm -f {STATE_DIR}/fp.*; find {WORKDIR} /tmp /root {STATE_DIR} "
+    f"\\( -path {WORKDIR}/.git/index -o -name '*.lock' -o -path '{WORKDIR}/.git/objects/??' "
+    f"-o -path {STATE_DIR}/history.json -o -path {_INDEX} -o -path '{STATE_DIR}/fp.*' \\) -prune "
+    f"-o \\( ! -writable -fprintf {_FP['box']} '%p ro\\n' -prune \\) "
+    f"-o \\( -path {WORKDIR}/.git -o -path '{WORKDIR}/.git/*' \\) {_listing('git')} "
+    f"-o -path '{WORKDIR}/*' {_listing('work')} -o {_listing('box')}; "
+    f"cksum {_FP['git']} {_FP['work']} {_FP['box']}"
+)
+"""One `find` listing (name, type, size, ctime) of three places, one checksum each: `.git`'s
+metadata (not its index, locks or loose objects), the work tree, and the sandbox's own folders
+(/tmp, $HOME, the state folder; read-only mounts there, such as the task's Python under a root
+user's home, are not descended). ctime cannot be set back by a command."""
+
+
+def restore_script(base_commit: str, patch: str, want_tree: bool) -> str:
+    b = shlex.quote(base_commit)
+    lines = [
+        f"cd {WORKDIR} || exit 90",
+        _GIT_ENV,
+        f"{_G} checkout -q -f -B main {b} && {_G} clean -qffdx || exit 91",
+        f"rm -f {STATE_DIR}/history.json",
+    ]
+    if patch:
+        payload = base64.b64encode(patch.encode("utf-8", "surrogateescape")).decode("ascii")
+        lines.append(
+            f"base64 -d <<'SWESRL_B64' | {_G} apply --whitespace=nowarn - || exit 92\n{payload}\nSWESRL_B64"
+        )
+    if want_tree:
+        lines.append(
+            f"rm -f {_INDEX} && GIT_INDEX_FILE={_INDEX} {_G} add -A && "
+            f"echo TREE $(GIT_INDEX_FILE={_INDEX} {_G} write-tree) && rm -f {_INDEX} || exit 93"
+        )
+    lines.append(FINGERPRINT)
+    return "\n".join(lines)
+
+
+def delta_script(tree: str) -> str:
+    t = shlex.quote(tree)
+    return (
+        f"cd {WORKDIR} || exit 90\n{_GIT_ENV}\n"
+        f"rm -f {_INDEX}; (cp .git/index {_INDEX} 2>/dev/null || true)\n"
+        f"GIT_INDEX_FILE={_INDEX} {_G} add -A && GIT_INDEX_FILE={_INDEX} {_G} -c core.quotePath=false "
+        f"diff --cached --no-color --no-ext-diff --no-textconv {t}; rc=$?; rm -f {_INDEX}; exit $rc"
+    )
+
+
+def parse_fingerprint(text: str) -> dict[str, str]:
+    """{"git", "work", "box": checksum} from FINGERPRINT's output, plus "tree" from a restore."""
+    out = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[2].startswith(f"{STATE_DIR}/fp."):
+            out[parts[2].rsplit(".", 1)[1]] = f"{parts[0]} {parts[1]}"
+        elif len(parts) == 2 and parts[0] == "TREE":
+            out["tree"] = parts[1]
+    return out
+
+
+class SandboxBroken(Exception):
+    """A pool sandbox cannot be trusted or used any more: it is closed and replaced."""
+
+
+class WarmSandbox:
+    """One sandbox of the pool, for one task, with the state it is at and its fingerprints."""
+
+    def __init__(self, instance: dict, env: Any, timeout: float):
+        self.instance, self.env, self.timeout = instance, env, timeout
+        self.state_key: str | None = None
+        self.clean = False
+        self.fp: dict[str, str] = {}
+        self.trees: dict[str, str] = {}
+        self.broken = False
+
+    def prepare(self, state: StepState) -> None:
+        if self.clean and self.state_key == state.key:
+            return
+        want_tree = state.key not in self.trees
+        obs = self.env.execute(
+            restore_script(self.instance["base_commit"], state.patch, want_tree), timeout=120
+        )
+        fp = parse_fingerprint(obs.output)
+        if obs.returncode != 0 or len(fp) < 3 or (want_tree and "tree" not in fp):
+            self.broken = True
+            raise SandboxBroken(f"restoring the state failed (exit {obs.returncode}): {obs.output[-300:]}")
+        if want_tree:
+            self.trees[state.key] = fp.pop("tree")
+        self.fp, self.state_key, self.clean = fp, state.key, True
+
+    def run(self, action: Action, state: StepState) -> Effect:
+        """The effect of `action` on `state` (restored first if needed)."""
+        self.prepare(state)
+        self.clean = False
+        obs = execute_action(self.env, action, timeout=self.timeout)
+        if obs.timed_out:
+            return Effect(obs.output, obs.returncode, None, "timeout")
+        after = parse_fingerprint(self.env.execute(FINGERPRINT, timeout=60).output)
+        if after == self.fp:
+            self.clean = True
+            return Effect(obs.output, obs.returncode, "")
+        if after.get("box") != self.fp["box"] or after.get("git") != self.fp["git"]:
+            self.broken = True  # /tmp, $HOME, the state folder or .git changed: replace the sandbox
+            what = ".git metadata" if after.get("git") != self.fp["git"] else "files outside the repository"
+            return Effect(obs.output, obs.returncode, None, f"{what} changed")
+        d = self.env.execute(delta_script(self.trees[state.key]), timeout=120)
+        if d.returncode != 0:
+            self.broken = True
+            raise SandboxBroken(f"reading the change failed (exit {d.returncode}): {d.output[-300:]}")
+        return Effect(obs.output, obs.returncode, d.output)
+
+    def close(self) -> None:
+        try:
+            self.env.close()
+        except Exception as e:  # closing must not hide the caller's error
+            log.warning("closing a reward sandbox failed: %s", e)
+
+
+class SandboxPool:
+    """Warm sandboxes per task, at most `max_open` open in all; idle ones of other tasks are evicted."""
+
+    def __init__(self, make: Callable[[dict], Any], max_open: int, timeout: float):
+        self._make, self.max_open, self.timeout = make, max_open, timeout
+        self._idle: OrderedDict[int, WarmSandbox] = OrderedDict()
+        self._count = 0
+        self._cond = threading.Condition()
+        self._closed = False
+        self.opened = 0
+        """Sandboxes started so far (a measure of churn)."""
+
+    def acquire(self, instance: dict) -> WarmSandbox:
+        iid = instance["instance_id"]
+        evict = None
+        with self._cond:
+            while True:
+                if self._closed:
+                    raise RuntimeError("sandbox pool is closed")
+                mine = [k for k, sb in self._idle.items() if sb.instance["instance_id"] == iid]
+                if mine:
+                    return self._idle.pop(mine[-1])
+                if self._count >= self.max_open and self._idle:
+                    _, evict = self._idle.popitem(last=False)
+                    self._count -= 1
+                if self._count < self.max_open:
+                    self._count += 1
+                    self.opened += 1
+                    break
+                self._cond.wait(1.0)
+        if evict is not None:
+            evict.close()
+        try:
+            return WarmSandbox(instance, self._make(instance), self.timeout)
+        except BaseException:
+            with self._cond:
+                self._count -= 1
+                self._cond.notify_all()
+            raise
+
+    def release(self, sb: WarmSandbox) -> None:
+        with self._cond:
+            drop = sb.broken or self._closed
+            if drop:
+                self._count -= 1
+            else:
+                self._idle[id(sb)] = sb
+            self._cond.notify_all()
+        if drop:
+            sb.close()
+
+    @property
+    def open(self) -> int:
+        with self._cond:
+            return self._count
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            idle = list(self._idle.values())
+            self._idle.clear()
+            self._count -= len(idle)
+            self._cond.notify_all()
+        for sb in idle:
+            sb.close()
+
+
+class LRU(OrderedDict):
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def get(self, key, default=None):
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        return default
+
+    def put(self, key, value) -> None:
+        if self.size <= 0:
+            return
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# the scorer
+
+
+def parse_call(text: str, require_think: bool = True) -> Action | None:
+    if require_think and "</think>" not in text:
+        return None
+    try:
+        return parse_action(text)[1]
+    except FormatError:
+        return None
+
+
+def _expert_call(expert: str) -> Action | None:
+    try:
+        return parse_action(expert or "")[1]
+    except FormatError:
+        return None
+
+
+@dataclass
+class BatchStats:
+    completions: int = 0
+    format_failures: int = 0
+    exact: int = 0
+    submits: int = 0
+    executed: int = 0
+    """Actions run in sandboxes for this batch (expert actions included)."""
+    cached: int = 0
+    fallback: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    def metrics(self) -> dict[str, float]:
+        n = max(self.completions, 1)
+        return {
+            "exec/executed": float(self.executed),
+            "exec/fallback_rate": self.fallback / n,
+            "exec/failed_rate": self.failed / n,
+            "exec/seconds": self.seconds,
+        }
+
+
+class ExecutionScorer:
+    """Scores completions by the effect of their action on the step's state (module docstring)."""
+
+    def __init__(self, cfg: ExecutionConfig, states: dict[str, StepState] | None = None,
+                 instances: dict[str, dict] | None = None):  # fmt: skip
+        self.cfg = cfg
+        if states is None:
+            if not cfg.data:
+                raise UserError(
+                    "reward.compare=execution needs reward.execution.data: an srl.jsonl built with "
+                    "`swesrl data build --with-state` (usually the same file as data.path)"
+                )
+            states = load_states(cfg.data)
+        if instances is None:
+            if not cfg.instances:
+                raise UserError(
+                    "reward.compare=execution needs reward.execution.instances (the instances file)"
+                )
+            instances = {i["instance_id"]: dict(i) for i in load_instances(cfg.instances)}
+        self.states, self.instances = states, instances
+        mirror = cfg.mirror or (default_mirror(cfg.instances) if cfg.instances else None)
+        box = cfg.sandbox.model_copy(update={"timeout": cfg.timeout, "network": False})
+        self.pool = SandboxPool(
+            lambda inst: env_for_instance(inst, box, mirror), cfg.max_sandboxes, cfg.timeout
+        )
+        self.expert_cache: LRU = LRU(max(cfg.cache_size, 1024))
+        self.policy_cache: LRU = LRU(cfg.cache_size)
+        self.last = BatchStats()
+        self._threads = ThreadPoolExecutor(cfg.workers, thread_name_prefix="swesrl-exec")
+        self._finalizer = weakref.finalize(self, _shutdown, self.pool, self._threads)
+        atexit.register(self._finalizer)
+
+    def close(self) -> None:
+        self._finalizer()
+
+    def __enter__(self) -> ExecutionScorer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def state_for(self, instance_id: str, step: int, prompt: Any) -> StepState | None:
+        st = self.states.get(prompt_key(instance_id, step, prompt)) if prompt is not None else None
+        return st or self.states.get(f"{instance_id}#{int(step)}")
+
+    # -- running effects
+
+    def _run_group(self, state: StepState, calls: list[tuple[str, Action]]) -> dict[str, Effect | Exception]:
+        """Run calls on one state in one sandbox (replaced if a call breaks it)."""
+        out: dict[str, Effect | Exception] = {}
+        instance = self.instances[state.instance_id]
+        sb = None
+        try:
+            for key, action in calls:
+                if sb is None:
+                    sb = self.pool.acquire(instance)
+                try:
+                    out[key] = sb.run(action, state)
+                except SandboxBroken as e:
+                    out[key] = e
+                if sb.broken:
+                    self.pool.release(sb)
+                    sb = None
+        except Exception as e:  # a sandbox that cannot start: these calls fall back to text
+            for key, _ in calls:
+                out.setdefault(key, e)
+        finally:
+            if sb is not None:
+                self.pool.release(sb)
+        return out
+
+    def _effects(self, jobs: dict[tuple[str, str], tuple[StepState, Action]]) -> dict:
+        """Effects for (state key, call) pairs, in parallel over states (and over chunks of a big state)."""
+        by_state: dict[str, list[tuple[str, Action]]] = {}
+        states: dict[str, StepState] = {}
+        for (skey, ckey), (state, action) in jobs.items():
+            by_state.setdefault(skey, []).append((ckey, action))
+            states[skey] = state
+        tasks = []
+        per = max(1, -(-len(jobs) // self.cfg.workers))
+        for skey, calls in by_state.items():
+            size = max(per, 4)
+            for i in range(0, len(calls), size):
+                tasks.append((skey, self._threads.submit(self._run_group, states[skey], calls[i : i + size])))
+        results: dict[tuple[str, str], Effect | Exception] = {}
+        for skey, fut in tasks:
+            for ckey, eff in fut.result().items():
+                results[(skey, ckey)] = eff
+        return results
+
+    def effects(
+        self, pairs: Sequence[tuple[StepState, Action]], expert: bool = False
+    ) -> list[Effect | Exception]:
+        cache = self.expert_cache if expert else self.policy_cache
+        jobs: dict[tuple[str, str], tuple[StepState, Action]] = {}
+        for state, action in pairs:
+            key = (state.key, action.canonical())
+            if cache.get(key) is None:
+                jobs[key] = (state, action)
+        got = self._effects(jobs) if jobs else {}
+        self.last.executed += len(jobs)
+        for key, eff in got.items():
+            if isinstance(eff, Effect):
+                cache.put(key, eff)
+        return [got.get(k) or cache.get(k) for k in ((s.key, a.canonical()) for s, a in pairs)]
+
+    # -- the reward
+
+    def __call__(self, completions: Sequence[Any], expert_action: Sequence[str] | str, prompts: Sequence[Any] | None = None,
+                 instance_id: Sequence[str] | None = None, step: Sequence[int] | None = None,
+                 require_think: bool = True, **kwargs: Any) -> list[float]:  # fmt: skip
+        """Execution rewards, one per completion (TRL's reward signature plus the rows' columns)."""
+        n = len(completions)
+        ids = list(instance_id) if instance_id is not None else [""] * n
+        steps = list(step) if step is not None else [0] * n
+        prompt_list = list(prompts) if prompts is not None else [None] * n
+        states = [self.state_for(i, k, p) for i, k, p in zip(ids, steps, prompt_list, strict=True)]
+        return self.score(completions, expert_action, states, require_think)
+
+    def score(self, completions: Sequence[Any], expert_action: Sequence[str] | str,
+              states: Sequence[StepState | None], require_think: bool = True) -> list[float]:  # fmt: skip
+        """Execution rewards for completions whose step states are given (None: text reward)."""
+        t0 = time.perf_counter()
+        n = len(completions)
+        experts = [expert_action] * n if isinstance(expert_action, str) else list(expert_action)
+        if len(experts) != n or len(states) != n:
+            raise ValueError(f"{n} completions but {len(experts)} expert actions and {len(states)} states")
+        stats = self.last = BatchStats(completions=n)
+        rewards: list[float | None] = [None] * n
+        text = srl_reward(completions, experts, compare="text", require_think=require_think)
+        pending: list[tuple[int, StepState, Action, Action]] = []
+        for i, (c, e) in enumerate(zip(completions, experts, strict=True)):
+            call = parse_call(completion_text(c), require_think)
+            if call is None:
+                rewards[i] = FORMAT_FAILURE
+                stats.format_failures += 1
+                continue
+            ecall = _expert_call(e)
+            state = states[i]
+            if ecall is None or state is None or state.instance_id not in self.instances:
+                rewards[i] = text[i]
+                stats.fallback += 1
+                continue
+            if call.canonical() == ecall.canonical():
+                rewards[i] = 1.0
+                stats.exact += 1
+            elif call.name == "submit":
+                rewards[i] = similarity(state.patch, state.final_patch)
+                stats.submits += 1
+            elif ecall.name == "submit":
+                rewards[i] = 0.0
+            else:
+                pending.append((i, state, call, ecall))
+        if pending:
+            expert_effects = self.effects([(s, e) for _, s, _, e in pending], expert=True)
+            ok = [
+                (p, ee)
+                for p, ee in zip(pending, expert_effects, strict=True)
+                if isinstance(ee, Effect) and not ee.failed
+            ]
+            for p, ee in zip(pending, expert_effects, strict=True):
+                if not (isinstance(ee, Effect) and not ee.failed):
+                    rewards[p[0]] = text[p[0]]
+                    stats.fallback += 1
+                    if isinstance(ee, Exception):
+                        stats.errors.append(str(ee))
+            policy_effects = self.effects([(s, c) for (_, s, c, _), _ in ok])
+            for ((i, _, _, _), ee), pe in zip(ok, policy_effects, strict=True):
+                if isinstance(pe, Effect):
+                    rewards[i] = effect_similarity(pe, ee)
+                    stats.failed += bool(pe.failed)
+                else:
+                    rewards[i] = text[i]
+                    stats.fallback += 1
+                    stats.errors.append(str(pe))
+        stats.seconds = time.perf_counter() - t0
+        if stats.errors:
+            log.warning(
+                "execution reward: %d sandbox error(s), text reward used: %s",
+                len(stats.errors),
+                stats.errors[0][:200],
+            )
+        return [float(r) for r in rewards]  # type: ignore[arg-type]
+
+
+def _shutdown(pool: SandboxPool, threads: ThreadPoolExecutor) -> None:
+    threads.shutdown(wait=True)
+    pool.close()
+
+
+def execution_reward(completions: Sequence[Any], expert_action: Sequence[str] | str, scorer: ExecutionScorer,
+                     mode: str = "execution", text_weight: float = 0.5, require_think: bool = True,
+                     **kwargs: Any) -> list[float]:  # fmt: skip
+    """`execution`: the scorer's rewards; `mixed`: `text_weight * text + (1 - text_weight) * execution`
+    (format failures stay -1). Step states come from `states=` (a list) or from the rows' columns
+    (`prompts`, `instance_id`, `step`) looked up in the scorer's states file."""
+    if "states" in kwargs:
+        ex = scorer.score(completions, expert_action, kwargs["states"], require_think)
+    else:
+        ex = scorer(completions, expert_action, require_think=require_think, **kwargs)
+    if mode == "execution":
+        return ex
+    tx = srl_reward(completions, expert_action, compare="text", require_think=require_think)
+    return [
+        FORMAT_FAILURE if e == FORMAT_FAILURE else text_weight * t + (1 - text_weight) * e
+        for t, e in zip(tx, ex, strict=True)
+    ]

@@ -1,0 +1,357 @@
+"""The execution-aware step reward on a real bundled task in real local sandboxes.
+
+Equivalent pairs used (all run offline): `grep -rn X .` / `grep -n X -r .` (the issue's example),
+`python3 -m pytest -q tests/F` / `cd tests && python3 -B -m pytest -q ./F` (stands in for
+`pip install -e .` / `python setup.py develop`: the task environment has no pip and the bundled
+repositories no setup.py, so that pair cannot run offline here), `cat -n F` / `nl -ba F`, and one
+edit written four ways (the editor with the expert's anchor, with a longer anchor, `sed -i`, and a
+Python one-liner)."""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shlex
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from swesrl.core.actions import format_action
+from swesrl.core.instances import default_mirror, load_instances
+from swesrl.envs.local import bwrap_available
+from swesrl.training.exec_reward import (
+    Effect,
+    ExecutionConfig,
+    ExecutionScorer,
+    StepState,
+    effect_similarity,
+    execution_reward,
+    load_states,
+)
+from swesrl.training.rewards import srl_reward
+
+pytestmark = pytest.mark.skipif(not bwrap_available(), reason="bubblewrap cannot create a sandbox here")
+SUBMIT = format_action("submit")
+
+
+def call(name: str, **params: str) -> str:
+    return format_action(name, params)
+
+
+def completion(action: str) -> str:
+    return f"<think>\nreasoning\n</think>\n{action}"
+
+
+@pytest.fixture(scope="module")
+def task(tmp_path_factory):
+    """A bundled task (seed 0): its instance, the buggy file's text and the gold edit."""
+    from swesrl.tasks import build_suite
+
+    path = build_suite(tmp_path_factory.mktemp("suite"), n=1, seed=0)
+    (inst,) = load_instances(path)
+    inst = dict(inst)
+    patch = inst["patch"]
+    rel = re.search(r"^--- a/(\S+)", patch, re.M).group(1)
+    old = next(line[1:] for line in patch.splitlines() if line.startswith("-") and not line.startswith("---"))
+    new = next(line[1:] for line in patch.splitlines() if line.startswith("+") and not line.startswith("+++"))
+    src = default_mirror(path) / f"{inst['repo'].replace('/', '__')}.git"
+    text = subprocess.run(
+        ["git", "--git-dir", str(src), "show", f"{inst['base_commit']}:{rel}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return {"instance": inst, "instances": str(path), "rel": rel, "old": old, "new": new, "text": text}
+
+
+@pytest.fixture(scope="module")
+def scorer(task):
+    """One scorer (one pool of warm sandboxes) for the module, states made by hand: before any
+    change (step 0) and with the fix applied (step 3, before submit)."""
+    iid = task["instance"]["instance_id"]
+    gold = task["instance"]["patch"]
+    states = {
+        f"{iid}#0": StepState(iid, "", gold),
+        f"{iid}#3": StepState(iid, gold, gold),
+    }
+    cfg = ExecutionConfig(instances=task["instances"], timeout=3.0, workers=2)
+    with ExecutionScorer(cfg, states=states, instances={iid: task["instance"]}) as sc:
+        yield sc
+
+
+def score(scorer, task, completions: list[str], expert: str, step: int = 0) -> list[float]:
+    n = len(completions)
+    iid = task["instance"]["instance_id"]
+    return scorer([completion(c) for c in completions], [expert] * n, instance_id=[iid] * n, step=[step] * n)
+
+
+def text_score(completions: list[str], expert: str) -> list[float]:
+    return srl_reward([completion(c) for c in completions], [expert] * len(completions))
+
+
+def test_equivalent_commands_score_1_under_execution_and_below_1_under_text(scorer, task):
+    name = re.search(r"def (\w+)\(", task["old"]).group(1)
+    path = f"/testbed/{task['rel']}"
+    test_file = task["instance"]["FAIL_TO_PASS"][0].split("::")[0]
+    pairs = [
+        (call("bash", command=f"grep -rn {name} ."), call("bash", command=f"grep -n {name} -r .")),
+        (
+            call("bash", command=f"python3 -m pytest -q {test_file}"),
+            call("bash", command=f"cd tests && python3 -B -m pytest -q ./{test_file.split('/', 1)[1]}"),
+        ),
+        (call("bash", command=f"cat -n {path}"), call("bash", command=f"nl -ba {path}")),
+        (call("bash", command=f"cat -n {path}"), call("str_replace_editor", command="view", path=path)),
+    ]
+    for expert, policy in pairs[:3]:
+        assert score(scorer, task, [policy], expert) == [1.0], policy
+        assert text_score([policy], expert)[0] < 1.0
+    # the editor's view numbers lines like `cat -n` but is not byte-identical: high, not 1
+    view = score(scorer, task, [pairs[3][1]], pairs[3][0])[0]
+    assert 0.5 < view < 1.0
+
+
+def test_the_same_edit_spelled_three_ways_scores_1(scorer, task):
+    path = f"/testbed/{task['rel']}"
+    lines = task["text"].splitlines()
+    i = lines.index(task["old"])
+    expert = call(
+        "str_replace_editor", command="str_replace", path=path, old_str=task["old"], new_str=task["new"]
+    )
+    longer = call(
+        "str_replace_editor",
+        command="str_replace",
+        path=path,
+        old_str=f"{task['old']}\n{lines[i + 1]}",
+        new_str=f"{task['new']}\n{lines[i + 1]}",
+    )
+    repl = task["new"].replace("\\", "\\\\").replace("/", "\\/").replace("&", "\\&")
+    sed = call("bash", command=f"sed -i {shlex.quote(f'{i + 1}s/.*/{repl}/')} {path}")
+    code = f"import pathlib; p = pathlib.Path({path!r}); p.write_text(p.read_text().replace({task['old']!r}, {task['new']!r}))"
+    python = call("bash", command=f"python3 -c {shlex.quote(code)}")
+    # whitespace around the call and its parameters: the same canonical call
+    spaced = expert.replace("<parameter=command>", "\n<parameter=command>") + "\n"
+    policies = [longer, sed, python, spaced]
+    assert score(scorer, task, policies, expert) == [1.0] * 4
+    assert all(t < 1.0 for t in text_score(policies, expert))
+    # a different edit of the same line scores by the similarity of the two diffs, below 1
+    other = call(
+        "str_replace_editor",
+        command="str_replace",
+        path=path,
+        old_str=task["old"],
+        new_str=task["old"] + "  # x",
+    )
+    wrong = score(scorer, task, [other], expert)[0]
+    assert 0.3 < wrong < 1.0
+    # an edit the editor refuses changes nothing: nothing in common with the expert's change
+    refused = call(
+        "str_replace_editor", command="str_replace", path=path, old_str="no such text", new_str="x"
+    )
+    assert score(scorer, task, [refused], expert) == [0.0]
+
+
+def test_harmful_commands_score_low_and_do_not_leak_into_other_completions(task):
+    iid = task["instance"]["instance_id"]
+    cfg = ExecutionConfig(
+        instances=task["instances"], timeout=3.0, workers=1
+    )  # one sandbox: every call in turn
+    with ExecutionScorer(
+        cfg, states={f"{iid}#0": StepState(iid, "", "")}, instances={iid: task["instance"]}
+    ) as sc:
+        _harmful(sc, task)
+
+
+def _harmful(scorer, task):
+    name = re.search(r"def (\w+)\(", task["old"]).group(1)
+    expert = call("bash", command=f"grep -rn {name} .")
+    harmful = [
+        call("bash", command="rm -rf /testbed/* /testbed/.git"),
+        call("bash", command="git config core.fsmonitor 'echo pwned'"),
+        call("bash", command=f"echo '{name}' > /tmp/planted; cat /tmp/planted"),
+        call("bash", command=f"sed -i 's/{name}/x/' /testbed/{task['rel']}; grep -rn {name} ."),
+    ]
+    after = call("bash", command=f"grep -n {name} -r .")  # runs after them in the same batch
+    opened = scorer.pool.opened
+    rewards = score(scorer, task, harmful, expert)
+    assert rewards[:3] == [0.0, 0.0, 0.0] and rewards[3] < 0.5, rewards
+    assert scorer.last.failed == 3
+    assert scorer.pool.opened >= opened + 3  # .git and /tmp changes: those sandboxes were replaced
+    assert score(scorer, task, [after], expert) == [1.0]  # the sed edit was undone before this call
+    assert scorer.pool.open == 1
+
+
+def test_a_timeout_scores_as_a_failed_effect_and_the_step_goes_on(scorer, task):
+    expert = call("bash", command="ls")
+    rewards = score(scorer, task, [call("bash", command="sleep 60"), call("bash", command="ls .")], expert)
+    assert rewards == [0.0, 1.0]
+    assert scorer.last.failed == 1
+
+
+def test_identical_completions_are_executed_once(scorer, task):
+    expert = call("bash", command="ls -la")
+    policy = call("bash", command="ls -la .")
+    rewards = score(scorer, task, [policy] * 8, expert)
+    assert len(set(rewards)) == 1
+    assert scorer.last.executed == 2  # the expert's action and the policy's, once each
+    score(scorer, task, [policy] * 8, expert)
+    assert scorer.last.executed == 0  # both effects are cached for later steps
+
+
+def test_submit_compares_the_patch_with_the_experts_final_patch(scorer, task):
+    read = call("bash", command="ls")
+    assert score(scorer, task, [SUBMIT], SUBMIT, step=3) == [1.0]
+    assert score(scorer, task, [SUBMIT], read, step=3) == [1.0]  # the fix is in: this patch is the final one
+    assert score(scorer, task, [SUBMIT], read, step=0) == [0.0]  # nothing changed yet: an empty patch
+    assert score(scorer, task, [read], SUBMIT, step=3) == [0.0]  # the expert submits, the policy does not
+
+
+def test_format_failures_stay_minus_one_and_mixed_weights_text_and_execution(scorer, task):
+    name = re.search(r"def (\w+)\(", task["old"]).group(1)
+    expert = call("bash", command=f"grep -rn {name} .")
+    policy = call("bash", command=f"grep -n {name} -r .")
+    iid = task["instance"]["instance_id"]
+    comps = [completion(policy), "no call at all", policy]  # the last one lacks <think>
+    kw = {"instance_id": [iid] * 3, "step": [0] * 3}
+    assert scorer(comps, [expert] * 3, **kw)[1:] == [-1.0, -1.0]
+    text = srl_reward(comps[:1], [expert])[0]
+    mixed = execution_reward(comps, [expert] * 3, scorer, mode="mixed", text_weight=0.25, **kw)
+    assert mixed[0] == pytest.approx(0.25 * text + 0.75 * 1.0) and mixed[1:] == [-1.0, -1.0]
+
+
+def test_rows_without_a_state_fall_back_to_the_text_reward(scorer, task):
+    expert = call("bash", command="ls")
+    policy = call("bash", command="ls .")
+    iid = task["instance"]["instance_id"]
+    got = scorer([completion(policy)], [expert], instance_id=[iid], step=[7])
+    assert got == text_score([policy], expert) and scorer.last.fallback == 1
+
+
+def test_effect_similarity_rules():
+    read = Effect(output="3 passed in 0.05s\n", returncode=0)
+    assert effect_similarity(Effect(output="3 passed in 0.41s\n"), read) == 1.0  # timings masked
+    assert effect_similarity(Effect(output="3 passed in 0.05s\n", returncode=1), read) == 0.5
+    assert effect_similarity(Effect(output="3 passed in 0.05s\n", delta="diff"), read) == 0.5
+    edit = Effect(output="edited", delta="diff --git a/x b/x\n-a\n+b\n")
+    assert effect_similarity(Effect(output="", delta=edit.delta), edit) == 1.0
+    assert effect_similarity(Effect(output="edited", delta=""), edit) == 0.0
+    assert effect_similarity(Effect(delta=None, failed=".git metadata changed"), read) == 0.0
+
+
+def test_sandboxes_are_closed_even_when_scoring_fails(task, tmp_path):
+    iid = task["instance"]["instance_id"]
+    pattern = os.path.join(tempfile.gettempdir(), f"swesrl-local-{os.getpid()}-*")
+    before = set(glob.glob(pattern))
+    cfg = ExecutionConfig(instances=task["instances"], timeout=5.0, workers=2)
+    broken = dict(task["instance"], base_commit="0" * 40)  # cannot be checked out: no sandbox starts
+    sc = ExecutionScorer(cfg, states={f"{iid}#0": StepState(iid, "", "")}, instances={iid: broken})
+    got = sc(
+        [completion(call("bash", command="ls ."))], [call("bash", command="ls")], instance_id=[iid], step=[0]
+    )
+    assert got == text_score([call("bash", command="ls .")], call("bash", command="ls"))
+    assert sc.last.fallback == 1 and sc.last.errors
+    sc.close()
+    with ExecutionScorer(
+        cfg, states={f"{iid}#0": StepState(iid, "", "")}, instances={iid: task["instance"]}
+    ) as ok:
+        ok(
+            [completion(call("bash", command="ls ."))],
+            [call("bash", command="ls")],
+            instance_id=[iid],
+            step=[0],
+        )
+        assert ok.pool.open >= 1
+    assert ok.pool.open == 0
+    assert set(glob.glob(pattern)) == before
+
+
+def test_make_reward_func_builds_it_from_the_config_with_trls_signature(task, tmp_path):
+    from swesrl.training.srl import RewardConfig, make_reward_func
+
+    iid = task["instance"]["instance_id"]
+    prompt = [{"role": "user", "content": "fix it"}]
+    expert = call("bash", command="ls")
+    row = {"instance_id": iid, "step": 0, "prompt": prompt, "expert_action": expert,
+           "state": {"patch": "", "final_patch": task["instance"]["patch"]}}  # fmt: skip
+    data = tmp_path / "srl.jsonl"
+    import json
+
+    data.write_text(json.dumps(row) + "\n")
+    assert load_states(data)  # keyed by prompt, and by instance#step
+    cfg = RewardConfig(compare="execution", execution={"data": str(data), "instances": task["instances"]})
+    func = make_reward_func(cfg)
+    logged = {}
+    try:
+        got = func(
+            prompts=[prompt] * 2,
+            completions=[[{"role": "assistant", "content": completion(call("bash", command="ls ."))}]] * 2,
+            completion_ids=[[1], [1]],
+            expert_action=[expert] * 2,
+            instance_id=[iid] * 2,
+            step=[0, 0],
+            trainer_state=None,
+            log_extra=None,
+            log_metric=lambda k, v: logged.__setitem__(k, v),
+        )
+    finally:
+        func.close()
+    assert got == [1.0, 1.0]
+    assert logged["exec/executed"] == 2 and logged["format_failure_rate"] == 0.0
+    with pytest.raises(Exception, match="with-state"):
+        make_reward_func(RewardConfig(compare="execution", execution={"instances": task["instances"]}))
+
+
+def test_network_cannot_be_turned_on():
+    with pytest.raises(ValueError, match="network"):
+        ExecutionConfig(sandbox={"network": True})
+
+
+def test_states_file_without_states_is_one_clear_error(tmp_path):
+    from swesrl.utils import UserError
+
+    p = tmp_path / "srl.jsonl"
+    p.write_text('{"instance_id": "a", "step": 0, "prompt": [], "expert_action": "x"}\n')
+    with pytest.raises(UserError, match="--with-state"):
+        load_states(p)
+    with pytest.raises(UserError, match="not found"):
+        load_states(Path(tmp_path / "missing.jsonl"))
+
+
+def test_verl_export_scores_by_execution_with_the_state_in_extra_info(task, tmp_path):
+    import importlib.util
+    import json
+
+    import pyarrow.parquet as pq
+
+    from swesrl.training.export import export_verl
+
+    iid = task["instance"]["instance_id"]
+    name = re.search(r"def (\w+)\(", task["old"]).group(1)
+    expert = call("bash", command=f"grep -rn {name} .")
+    row = {"instance_id": iid, "step": 0, "n_steps": 4, "prompt": [{"role": "user", "content": "fix"}],
+           "expert_action": expert, "expert_thought": "t",
+           "state": {"patch": "", "final_patch": task["instance"]["patch"]}}  # fmt: skip
+    data = tmp_path / "srl.jsonl"
+    data.write_text(json.dumps(row) + "\n")
+    export_verl(data, tmp_path / "verl", compare="execution", execution={"instances": task["instances"]})
+    (t,) = pq.read_table(tmp_path / "verl" / "train.parquet").to_pylist()
+    assert t["extra_info"]["state"] == row["state"]
+    spec = importlib.util.spec_from_file_location("exec_reward_mod", tmp_path / "verl" / "srl_reward.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    try:
+        policy = completion(call("bash", command=f"grep -n {name} -r ."))
+        assert mod.compute_score(t["data_source"], policy, expert, t["extra_info"]) == 1.0
+        batch = mod.compute_score(
+            data_sources=[t["data_source"]] * 2,
+            solution_strs=[policy, "no call"],
+            ground_truths=[expert] * 2,
+            extra_infos=[t["extra_info"]] * 2,
+        )
+        assert batch == [1.0, -1.0]
+    finally:
+        mod._scorer().close()
+    with pytest.raises(Exception, match="instances"):
+        export_verl(data, tmp_path / "verl2", compare="execution")
