@@ -169,7 +169,8 @@ def hf_run(tasks, tmp_path_factory):
 
 def run(spec: str, tasks, out: Path) -> dict[str, dict]:
     instances_path, instances = tasks
-    r = swesrl_cli("run", "-i", str(instances_path), "-m", spec, "-o", str(out), "-c", "agent_tiny.yaml")
+    args = ("run", "-i", str(instances_path), "-m", spec, "-o", str(out), "-c", "agent_tiny.yaml")
+    r = swesrl_cli(*args, timeout=900)  # a guard against hangs: 20 s idle, over 120 s on a loaded machine
     assert r.returncode == 0, r.stderr
     return {
         i["instance_id"]: json.loads((out / i["instance_id"] / "traj.json").read_text()) for i in instances
