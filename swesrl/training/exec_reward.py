@@ -258,13 +258,19 @@ def restore_script(base_commit: str, patch: str, want_tree: bool) -> str:
     return "\n".join(lines)
 
 
-def delta_script(tree: str) -> str:
+RESTORED = "__SWESRL_STATE_RESTORED__"
+
+
+def delta_script(tree: str, base_commit: str, patch: str) -> str:
+    """The change against the state's tree `tree` (a git diff, untracked files included), then the
+    state restored in the same command: `<diff>\\n{RESTORED}\\n<restore's fingerprint>`."""
     t = shlex.quote(tree)
     return (
         f"cd {WORKDIR} || exit 90\n{_GIT_ENV}\n"
         f"rm -f {_INDEX}; (cp .git/index {_INDEX} 2>/dev/null || true)\n"
         f"GIT_INDEX_FILE={_INDEX} {_G} add -A && GIT_INDEX_FILE={_INDEX} {_G} -c core.quotePath=false "
-        f"diff --cached --no-color --no-ext-diff --no-textconv {t}; rc=$?; rm -f {_INDEX}; exit $rc"
+        f"diff --cached --no-color --no-ext-diff --no-textconv {t}; rc=$?; rm -f {_INDEX}; [ $rc = 0 ] || exit 94\n"
+        f"printf '\\n%s\\n' {RESTORED}\n" + restore_script(base_commit, patch, False)
     )
 
 
@@ -325,11 +331,16 @@ class WarmSandbox:
             self.broken = True  # /tmp, $HOME, the state folder or .git changed: replace the sandbox
             what = ".git metadata" if after.get("git") != self.fp["git"] else "files outside the repository"
             return Effect(obs.output, obs.returncode, None, f"{what} changed")
-        d = self.env.execute(delta_script(self.trees[state.key]), timeout=120)
-        if d.returncode != 0:
+        d = self.env.execute(
+            delta_script(self.trees[state.key], self.instance["base_commit"], state.patch), 120
+        )
+        delta, sep, rest = d.output.rpartition(f"\n{RESTORED}\n")
+        fp = parse_fingerprint(rest)
+        if d.returncode != 0 or not sep or len(fp) < 3:
             self.broken = True
             raise SandboxBroken(f"reading the change failed (exit {d.returncode}): {d.output[-300:]}")
-        return Effect(obs.output, obs.returncode, d.output)
+        self.fp, self.clean = fp, True  # restored to the state in the same command
+        return Effect(obs.output, obs.returncode, delta)
 
     def close(self) -> None:
         try:
