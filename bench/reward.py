@@ -5,7 +5,15 @@ calls and views, long file edits and creates); for each, G=8 policy completions:
 near misses (character edits), some another step's action, some format failures. Both paths parse
 identically; values must be identical. Prints a table, writes bench/results/reward.json.
 
-    python bench/reward.py [--groups 300] [--repeat 3]
+`--execution` adds the execution reward (`reward.compare: execution`) on a real bundled task suite
+in local sandboxes, G=8 completions per group, every group a fresh step (effect caches cleared, so
+the expert's action runs too): `bash reads` (8 distinct read commands: grep, cat, sed -n, head,
+wc, ls, a Python one-liner; none the expert's call), `edits` (8 distinct str_replace edits of the
+buggy file, each a real change), and `mixed G=8` (as a near-converged policy samples: 3 exact
+calls, 3 copies of one equivalent command, 2 distinct reads). Timed after a warm-up group per
+task (sandboxes warm), with `--workers` threads.
+
+    python bench/reward.py [--groups 300] [--repeat 3] [--execution] [--exec-groups 24] [--workers 2]
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import os
 import random
 import re
 import statistics
@@ -112,9 +121,129 @@ def timeit(fn, *args, repeat: int) -> tuple[float, list[float]]:
     return best, out
 
 
+def hunk_sides(patch: str) -> tuple[str, str]:
+    """The old and new text of a patch's first hunk (context included): a str_replace that applies it."""
+    body = patch.split("\n@@", 1)[1].split("\n", 1)[1].split("\n@@", 1)[0].split("\ndiff --git", 1)[0]
+    old, new = [], []
+    for ln in body.splitlines():
+        if ln.startswith(("-", " ")) or ln == "":
+            old.append(ln[1:])
+        if ln.startswith(("+", " ")) or ln == "":
+            new.append(ln[1:])
+    return "\n".join(old), "\n".join(new)
+
+
+def execution_groups(suite: Path, n_groups: int, g: int, kind: str, seed: int):
+    """(instance, expert action, g completions) per group, on the tasks of a bundled suite."""
+    import shlex
+    import subprocess
+
+    from swesrl.core.actions import format_action
+    from swesrl.core.instances import default_mirror, load_instances
+
+    rng = random.Random(seed)
+    insts = [dict(i) for i in load_instances(suite)]
+    files = {}
+    for inst in insts:
+        src = default_mirror(suite) / f"{inst['repo'].replace('/', '__')}.git"
+        rel = re.search(r"^--- a/(\S+)", inst["patch"], re.M).group(1)
+        text = subprocess.run(["git", "--git-dir", str(src), "show", f"{inst['base_commit']}:{rel}"],
+                              capture_output=True, text=True, check=True).stdout  # fmt: skip
+        files[inst["instance_id"]] = (rel, text)
+    groups = []
+    for k in range(n_groups):
+        inst = insts[k % len(insts)]
+        rel, text = files[inst["instance_id"]]
+        path = f"/testbed/{rel}"
+        names = sorted(set(re.findall(r"def (\w+)\(", text))) or ["def"]
+        lines = [ln for ln in text.splitlines() if ln.strip() and text.count(ln) == 1]
+        old, new = hunk_sides(inst["patch"])
+        if kind == "edits":
+            expert = format_action("str_replace_editor", {"command": "str_replace", "path": path, "old_str": old,
+                                                          "new_str": new})  # fmt: skip
+            picked = rng.sample(lines, min(g, len(lines)))
+            comps = [format_action("str_replace_editor", {"command": "str_replace", "path": path, "old_str": ln,
+                                                         "new_str": ln + f"  # {k}-{i}"})  # fmt: skip
+                     for i, ln in enumerate(picked)]  # fmt: skip
+        else:
+            name = rng.choice(names)
+            expert = format_action("bash", {"command": f"grep -rn {name} ."})
+            reads = [
+                f"grep -n {name} -r .",
+                f"grep -rn 'def {name}' /testbed",
+                f"cat -n {path}",
+                f"sed -n '{rng.randint(1, 20)},{rng.randint(21, 60)}p' {path}",
+                f"head -n {rng.randint(5, 40)} {path}",
+                f"awk 'NR <= {k + 5}' {path}",
+                f"ls -la {shlex.quote(str(Path(path).parent))}",
+                f"python3 -c 'print({k} + {rng.randint(0, 99)})'",
+            ]
+            if kind == "bash reads":
+                comps = [format_action("bash", {"command": c}) for c in reads[:g]]
+            else:  # a near-converged policy: exact calls, repeats of one equivalent command, a few others
+                same = format_action("bash", {"command": reads[0]})
+                comps = (
+                    [expert] * 3 + [same] * 3 + [format_action("bash", {"command": c}) for c in reads[2:4]]
+                )
+        groups.append((inst, expert, [f"<think>step</think>\n{c}" for c in comps]))
+    return groups
+
+
+def bench_execution(args) -> dict:
+    import tempfile
+
+    from swesrl.tasks import build_suite
+    from swesrl.training.exec_reward import ExecutionConfig, ExecutionScorer, StepState
+
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="swesrl-bench-reward-") as tmp:
+        suite = build_suite(Path(tmp) / "suite", n=4, seed=0)
+        for kind in ("bash reads", "edits", "mixed G=8"):
+            groups = execution_groups(suite, args.exec_groups, args.g, kind, args.seed)
+            insts = {inst["instance_id"]: inst for inst, _, _ in groups}
+            states = {f"{i}#0": StepState(i, "", inst["patch"]) for i, inst in insts.items()}
+            cfg = ExecutionConfig(instances=str(suite), workers=args.workers, max_sandboxes=2 * len(insts))
+            with ExecutionScorer(cfg, states=states, instances=insts) as scorer:
+
+                def score(group):
+                    inst, expert, comps = group
+                    n = len(comps)
+                    scorer.policy_cache.clear()
+                    scorer.expert_cache.clear()
+                    return scorer(comps, [expert] * n, instance_id=[inst["instance_id"]] * n, step=[0] * n)
+
+                warm = {}
+                for grp in groups:  # one untimed group per task: the pool's sandboxes start
+                    warm.setdefault(grp[0]["instance_id"], grp)
+                for grp in warm.values():
+                    score(grp)
+                t = time.perf_counter()
+                executed = 0
+                rewards = []
+                for grp in groups:
+                    rewards += score(grp)
+                    executed += scorer.last.executed
+                dt = time.perf_counter() - t
+            n = sum(len(c) for _, _, c in groups)
+            out[kind] = {
+                "groups": len(groups),
+                "completions": n,
+                "actions_executed": executed,
+                "seconds": dt,
+                "completions_per_s": n / dt,
+                "mean_reward": sum(rewards) / len(rewards),
+                "workers": args.workers,
+                "sandboxes_opened": scorer.pool.opened,
+            }
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--groups", type=int, default=300)
+    ap.add_argument("--execution", action="store_true", help="Also time the execution reward (sandboxes).")
+    ap.add_argument("--exec-groups", type=int, default=24)
+    ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--g", type=int, default=8)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
@@ -146,9 +275,23 @@ def main() -> None:
     print(f"\n{'mix':<12} {'n':>6} {'difflib /s':>12} {'srl_reward /s':>14} {'speedup':>8}  identical")
     for name, n, a, b, s in rows:
         print(f"{name:<12} {n:>6} {a:>12.0f} {b:>14.0f} {s:>7.1f}x  yes")
+    report = {"groups": args.groups, "g": args.g, "results": results}
+    if args.execution:
+        ex = bench_execution(args)
+        targets = {"bash reads": 200, "edits": 50}
+        print(
+            f"\nexecution reward, G={args.g}, {args.workers} workers (local sandboxes, fresh step per group)"
+        )
+        print(f"{'mix':<12} {'groups':>6} {'executed':>9} {'completions/s':>14} {'target':>7}")
+        for kind, r in ex.items():
+            tgt = targets.get(kind)
+            print(f"{kind:<12} {r['groups']:>6} {r['actions_executed']:>9} {r['completions_per_s']:>14.1f} "
+                  f"{'>= ' + str(tgt) if tgt else '-':>7}")  # fmt: skip
+        report["execution"] = ex
+        report["load_average"] = os.getloadavg()
     out = ROOT / "bench" / "results" / "reward.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"groups": args.groups, "g": args.g, "results": results}, indent=2) + "\n")
+    out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwrote {out}")
 
 

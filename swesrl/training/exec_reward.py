@@ -213,27 +213,41 @@ _GIT_ENV = (
 )
 _G = "git -c core.fsmonitor=false -c core.hooksPath=/dev/null -c gc.auto=0 -c core.untrackedCache=false"
 _INDEX = f"{STATE_DIR}/exec.index"
-_FP = {k: f"{STATE_DIR}/fp.{k}" for k in ("git", "work", "box")}
+_FP = {k: f"{STATE_DIR}/fp.{k}" for k in ("git", "work", "box", "all")}
 
 
 def _listing(kind: str) -> str:
-    f = _FP[kind]
-    return f"\\( -type d -fprintf {f} '%p d\\n' -o -fprintf {f} '%p %y %s %C@\\n' \\)"
+    f, a = _FP[kind], _FP["all"]
+    return (
+        f"\\( -type d -fprintf {f} '%p d\\n' -fprintf {a} '%p d\\n' "
+        f"-o -fprintf {f} '%p %y %s %C@\\n' -fprintf {a} '%p %y %s %C@\\n' \\)"
+    )
 
 
 FINGERPRINT = (
     f"rm -f {STATE_DIR}/fp.*; find {WORKDIR} /tmp /root {STATE_DIR} "
     f"\\( -path {WORKDIR}/.git/index -o -name '*.lock' -o -path '{WORKDIR}/.git/objects/??' "
     f"-o -path {STATE_DIR}/history.json -o -path {_INDEX} -o -path '{STATE_DIR}/fp.*' \\) -prune "
-    f"-o \\( ! -writable -fprintf {_FP['box']} '%p ro\\n' -prune \\) "
+    f"-o \\( ! -writable -fprintf {_FP['box']} '%p ro\\n' -fprintf {_FP['all']} '%p ro\\n' -prune \\) "
     f"-o \\( -path {WORKDIR}/.git -o -path '{WORKDIR}/.git/*' \\) {_listing('git')} "
     f"-o -path '{WORKDIR}/*' {_listing('work')} -o {_listing('box')}; "
-    f"cksum {_FP['git']} {_FP['work']} {_FP['box']}"
+    f"cksum {_FP['git']} {_FP['work']} {_FP['box']} {_FP['all']}"
 )
-"""One `find` listing (name, type, size, ctime) of three places, one checksum each: `.git`'s
+"""One `find` listing (name, type, size, ctime) of three places, one checksum each (and one of all): `.git`'s
 metadata (not its index, locks or loose objects), the work tree, and the sandbox's own folders
 (/tmp, $HOME, the state folder; read-only mounts there, such as the task's Python under a root
 user's home, are not descended). ctime cannot be set back by a command."""
+
+
+_PRUNE = (
+    f"\\( -path {WORKDIR}/.git/index -o -name '*.lock' -o -path '{WORKDIR}/.git/objects/??' "
+    f"-o -path {STATE_DIR}/history.json -o -path {_INDEX} -o -path '{STATE_DIR}/fp.*' \\) -prune"
+)
+FINGERPRINT_ALL = (
+    f"find {WORKDIR} /tmp /root {STATE_DIR} {_PRUNE} -o \\( ! -writable -printf '%p ro\\n' -prune \\) "
+    f"-o \\( -type d -printf '%p d\\n' \\) -o -printf '%p %y %s %C@\\n' | cksum"
+)
+"""FINGERPRINT's listing in one checksum (its `all` part): one find and one cksum after each command."""
 
 
 def restore_script(base_commit: str, patch: str, want_tree: bool) -> str:
@@ -261,12 +275,18 @@ def restore_script(base_commit: str, patch: str, want_tree: bool) -> str:
 RESTORED = "__SWESRL_STATE_RESTORED__"
 
 
-def delta_script(tree: str, base_commit: str, patch: str) -> str:
-    """The change against the state's tree `tree` (a git diff, untracked files included), then the
-    state restored in the same command: `<diff>\\n{RESTORED}\\n<restore's fingerprint>`."""
+def delta_script(tree: str, base_commit: str, patch: str, fp: dict[str, str]) -> str:
+    """First `.git` and the sandbox's own folders against their fingerprints `fp` (git must not run
+    on a `.git` the policy changed: `CHANGED git|box` and stop); then the change against the state's
+    tree `tree` (a git diff, untracked files included), and the state restored in the same command:
+    `<diff>\\n{RESTORED}\\n<restore's fingerprints>`."""
     t = shlex.quote(tree)
+    checks = "".join(
+        f"case \"$now\" in *'{fp[k]} {_FP[k]}'*) ;; *) echo CHANGED {k}; exit 0 ;; esac\n"
+        for k in ("git", "box")
+    )
     return (
-        f"cd {WORKDIR} || exit 90\n{_GIT_ENV}\n"
+        f"cd {WORKDIR} || exit 90\nnow=$({FINGERPRINT})\n{checks}{_GIT_ENV}\n"
         f"rm -f {_INDEX}; (cp .git/index {_INDEX} 2>/dev/null || true)\n"
         f"GIT_INDEX_FILE={_INDEX} {_G} add -A && GIT_INDEX_FILE={_INDEX} {_G} -c core.quotePath=false "
         f"diff --cached --no-color --no-ext-diff --no-textconv {t}; rc=$?; rm -f {_INDEX}; [ $rc = 0 ] || exit 94\n"
@@ -309,7 +329,7 @@ class WarmSandbox:
             restore_script(self.instance["base_commit"], state.patch, want_tree), timeout=120
         )
         fp = parse_fingerprint(obs.output)
-        if obs.returncode != 0 or len(fp) < 3 or (want_tree and "tree" not in fp):
+        if obs.returncode != 0 or len(fp) < 4 or (want_tree and "tree" not in fp):
             self.broken = True
             raise SandboxBroken(f"restoring the state failed (exit {obs.returncode}): {obs.output[-300:]}")
         if want_tree:
@@ -323,20 +343,19 @@ class WarmSandbox:
         obs = execute_action(self.env, action, timeout=self.timeout)
         if obs.timed_out:
             return Effect(obs.output, obs.returncode, None, "timeout")
-        after = parse_fingerprint(self.env.execute(FINGERPRINT, timeout=60).output)
-        if after == self.fp:
-            self.clean = True
+        edit = action.name == "str_replace_editor" and action.params.get("command") in EDIT_COMMANDS
+        if not edit and self.env.execute(FINGERPRINT_ALL, timeout=60).output.strip() == self.fp["all"]:
+            self.clean = True  # nothing changed: the sandbox is still at the state
             return Effect(obs.output, obs.returncode, "")
-        if after.get("box") != self.fp["box"] or after.get("git") != self.fp["git"]:
-            self.broken = True  # /tmp, $HOME, the state folder or .git changed: replace the sandbox
-            what = ".git metadata" if after.get("git") != self.fp["git"] else "files outside the repository"
+        script = delta_script(self.trees[state.key], self.instance["base_commit"], state.patch, self.fp)
+        d = self.env.execute(script, 120)
+        if d.returncode == 0 and d.output.startswith("CHANGED "):
+            self.broken = True  # .git, /tmp, $HOME or the state folder changed: replace the sandbox
+            what = ".git metadata" if "git" in d.output else "files outside the repository"
             return Effect(obs.output, obs.returncode, None, f"{what} changed")
-        d = self.env.execute(
-            delta_script(self.trees[state.key], self.instance["base_commit"], state.patch), 120
-        )
         delta, sep, rest = d.output.rpartition(f"\n{RESTORED}\n")
         fp = parse_fingerprint(rest)
-        if d.returncode != 0 or not sep or len(fp) < 3:
+        if d.returncode != 0 or not sep or len(fp) < 4:
             self.broken = True
             raise SandboxBroken(f"reading the change failed (exit {d.returncode}): {d.output[-300:]}")
         self.fp, self.clean = fp, True  # restored to the state in the same command
@@ -527,9 +546,9 @@ class ExecutionScorer:
 
     # -- running effects
 
-    def _run_group(self, state: StepState, calls: list[tuple[str, Action]]) -> dict[str, Effect | Exception]:
+    def _run_group(self, state: StepState, calls: list[tuple[Any, Action]]) -> dict[Any, Effect | Exception]:
         """Run calls on one state in one sandbox (replaced if a call breaks it)."""
-        out: dict[str, Effect | Exception] = {}
+        out: dict[Any, Effect | Exception] = {}
         instance = self.instances[state.instance_id]
         sb = None
         try:
@@ -551,40 +570,38 @@ class ExecutionScorer:
                 self.pool.release(sb)
         return out
 
-    def _effects(self, jobs: dict[tuple[str, str], tuple[StepState, Action]]) -> dict:
-        """Effects for (state key, call) pairs, in parallel over states (and over chunks of a big state)."""
-        by_state: dict[str, list[tuple[str, Action]]] = {}
+    def _run(self, jobs: dict[tuple, tuple[StepState, Action]]) -> dict[tuple, Effect | Exception]:
+        """Effects of (who, state key, call) jobs, in parallel over states and over chunks of a state's calls."""
+        by_state: dict[str, list[tuple[tuple, Action]]] = {}
         states: dict[str, StepState] = {}
-        for (skey, ckey), (state, action) in jobs.items():
-            by_state.setdefault(skey, []).append((ckey, action))
-            states[skey] = state
-        tasks = []
-        per = max(1, -(-len(jobs) // self.cfg.workers))
-        for skey, calls in by_state.items():
-            size = max(per, 4)
-            for i in range(0, len(calls), size):
-                tasks.append((skey, self._threads.submit(self._run_group, states[skey], calls[i : i + size])))
-        results: dict[tuple[str, str], Effect | Exception] = {}
-        for skey, fut in tasks:
-            for ckey, eff in fut.result().items():
-                results[(skey, ckey)] = eff
+        for key, (state, action) in jobs.items():
+            by_state.setdefault(state.key, []).append((key, action))
+            states[state.key] = state
+        per = max(4, -(-len(jobs) // self.cfg.workers))
+        futures = [
+            self._threads.submit(self._run_group, states[skey], calls[i : i + per])
+            for skey, calls in by_state.items()
+            for i in range(0, len(calls), per)
+        ]
+        results: dict[tuple, Effect | Exception] = {}
+        for fut in futures:
+            results.update(fut.result())
         return results
 
-    def effects(
-        self, pairs: Sequence[tuple[StepState, Action]], expert: bool = False
-    ) -> list[Effect | Exception]:
-        cache = self.expert_cache if expert else self.policy_cache
-        jobs: dict[tuple[str, str], tuple[StepState, Action]] = {}
-        for state, action in pairs:
-            key = (state.key, action.canonical())
-            if cache.get(key) is None:
-                jobs[key] = (state, action)
-        got = self._effects(jobs) if jobs else {}
+    def effects(self, pairs: Sequence[tuple[StepState, Action, bool]]) -> list[Effect | Exception | None]:
+        """The effect of each (state, call, is_expert's) triple: cached, or run (expert's and
+        policy's calls together, each distinct one once)."""
+        caches = {True: self.expert_cache, False: self.policy_cache}
+        keys = [(who, s.key, a.canonical()) for s, a, who in pairs]
+        jobs = {
+            k: (s, a) for k, (s, a, who) in zip(keys, pairs, strict=True) if caches[who].get(k[1:]) is None
+        }
+        got = self._run(jobs) if jobs else {}
         self.last.executed += len(jobs)
-        for key, eff in got.items():
+        for k, eff in got.items():
             if isinstance(eff, Effect):
-                cache.put(key, eff)
-        return [got.get(k) or cache.get(k) for k in ((s.key, a.canonical()) for s, a in pairs)]
+                caches[k[0]].put(k[1:], eff)
+        return [got.get(k) or caches[k[0]].get(k[1:]) for k in keys]
 
     # -- the reward
 
@@ -634,27 +651,20 @@ class ExecutionScorer:
             else:
                 pending.append((i, state, call, ecall))
         if pending:
-            expert_effects = self.effects([(s, e) for _, s, _, e in pending], expert=True)
-            ok = [
-                (p, ee)
-                for p, ee in zip(pending, expert_effects, strict=True)
-                if isinstance(ee, Effect) and not ee.failed
-            ]
-            for p, ee in zip(pending, expert_effects, strict=True):
-                if not (isinstance(ee, Effect) and not ee.failed):
-                    rewards[p[0]] = text[p[0]]
-                    stats.fallback += 1
-                    if isinstance(ee, Exception):
-                        stats.errors.append(str(ee))
-            policy_effects = self.effects([(s, c) for (_, s, c, _), _ in ok])
-            for ((i, _, _, _), ee), pe in zip(ok, policy_effects, strict=True):
-                if isinstance(pe, Effect):
+            got = self.effects(
+                [(s, e, True) for _, s, _, e in pending] + [(s, c, False) for _, s, c, _ in pending]
+            )
+            for k, (i, _, _, _) in enumerate(pending):
+                ee, pe = got[k], got[len(pending) + k]
+                for eff in (ee, pe):
+                    if isinstance(eff, Exception):
+                        stats.errors.append(str(eff))
+                if isinstance(ee, Effect) and not ee.failed and isinstance(pe, Effect):
                     rewards[i] = effect_similarity(pe, ee)
                     stats.failed += bool(pe.failed)
-                else:
+                else:  # the expert's effect (or the sandbox) failed: the text reward
                     rewards[i] = text[i]
                     stats.fallback += 1
-                    stats.errors.append(str(pe))
         stats.seconds = time.perf_counter() - t0
         if stats.errors:
             log.warning(
