@@ -15,6 +15,10 @@ required parameters) plus, by default, a closed `</think>` before the call. Opti
 text around it), `compare="canonical"` compares `Action.canonical()` of both calls (parameter
 order and surrounding whitespace no longer matter; an unparsable expert falls back to its text).
 
+`reward.compare: execution | mixed` (`training/exec_reward.py`) scores what the action does instead:
+both actions run on the step's sandbox state and their effects are compared; `mixed` weights this
+text reward against it.
+
 The ratio is asymmetric in (a, b); `a` is always the policy's action, `b` the expert's.
 A C implementation of difflib (`cydifflib`, verified identical) is used when importable; the
 matcher for each expert action is built once and reused for its G completions, and repeated

@@ -355,3 +355,46 @@ def test_verl_export_scores_by_execution_with_the_state_in_extra_info(task, tmp_
         mod._scorer().close()
     with pytest.raises(Exception, match="instances"):
         export_verl(data, tmp_path / "verl2", compare="execution")
+
+
+@pytest.mark.slow
+def test_swesrl_train_srl_runs_with_the_execution_reward(task, tmp_path):
+    """One GRPO step of `train_srl` (TRL's GRPOTrainer) with `reward.compare: execution` on the shipped
+    tiny checkpoint: the reward function is called with TRL's signature and logs its metrics."""
+    import json
+
+    from swesrl.training.srl import load_srl_config, train_srl
+
+    iid = task["instance"]["instance_id"]
+    name = re.search(r"def (\w+)\(", task["old"]).group(1)
+    rows = [
+        {"instance_id": iid, "step": k, "n_steps": 2,
+         "prompt": [{"role": "user", "content": f"{task['instance']['problem_statement']}\nstep {k}"}],
+         "expert_action": call("bash", command=f"grep -rn {name} /testbed"),
+         "state": {"patch": "", "final_patch": task["instance"]["patch"]}}
+        for k in range(2)
+    ]  # fmt: skip
+    data = tmp_path / "srl.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ckpt = Path(__file__).resolve().parents[2] / "swesrl" / "checkpoints" / "tiny-demo"
+    cfg = load_srl_config(
+        "srl_tiny.yaml",
+        [
+            f"model.path={ckpt}",
+            f"data.path={data}",
+            f"output.dir={tmp_path / 'run'}",
+            "reward.compare=execution",
+            f"reward.execution.data={data}",
+            f"reward.execution.instances={task['instances']}",
+            "dynamic_sampling.enabled=false",
+            "train.max_steps=1",
+            "train.max_completion_length=64",
+            "output.report_to=[none]",
+            "output.plots=false",
+        ],
+    )
+    summary = train_srl(cfg)
+    assert summary["global_step"] == 1
+    logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    step = next(r for r in logged if "reward" in r)
+    assert -1 <= step["reward"] <= 1 and "exec/fallback_rate" in step
