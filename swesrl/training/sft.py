@@ -20,6 +20,9 @@ with the chat template's assistant mask (what TRL would compute), with the conte
 from __future__ import annotations
 
 import logging
+import math
+import random
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -27,6 +30,7 @@ from pydantic import Field
 
 from swesrl.config import StrictModel, load_config
 from swesrl.training.context import chat_tokens, context_length, fit_context
+from swesrl.training.data.steps import assistant_turn
 from swesrl.training.progress import OnStep, quiet_trainer
 from swesrl.training.srl import ModelConfig, _cuda, latest_checkpoint, load_policy, world_size
 from swesrl.utils import UserError, iter_jsonl
@@ -36,9 +40,15 @@ log = logging.getLogger(__name__)
 
 class SFTDataConfig(StrictModel):
     path: str
-    """`sft.jsonl` from `swesrl data build` (rows: {"messages": [...]})."""
+    """`sft.jsonl` from `swesrl data build` (rows: {"messages": [...]}), or prompt-completion rows
+    ({"prompt": [...], "completion": [assistant message]}, e.g. `step_rows`): the loss is then on the
+    completion's tokens, everything after the prompt's generation prompt."""
     limit: int | None = None
     """Use only the first N rows."""
+    order: Literal["epochs", "draws"] = "epochs"
+    """`epochs`: shuffled passes over the rows; `draws`: every step draws `global_batch_size` distinct
+    rows at random (`random.Random(train.seed).sample`), steps independent: a short warm-up on a
+    small set (the demo's)."""
     too_long: Literal["drop", "error"] = "drop"
     """Rows longer than the model's context (or `train.max_length`): dropped with one warning, or
     refused (`training/context.py`); TRL would cut them, often through the reply."""
@@ -52,6 +62,8 @@ class SFTTrainConfig(StrictModel):
     micro_batch_size: int = Field(1, ge=1)
     """Sequences per device per forward/backward pass."""
     lr_scheduler_type: str = "cosine"
+    """A transformers scheduler name, or `warmup_cosine`: a linear warm-up over the first
+    `warmup_ratio` of the steps multiplied by a cosine decay that starts at step 0 (the demo's)."""
     warmup_ratio: float = Field(0.3, ge=0, lt=1)
     num_epochs: float = 3.0
     max_steps: int = -1
@@ -64,6 +76,8 @@ class SFTTrainConfig(StrictModel):
     final one plus earlier ones in the same form (a `<think>` block when the final has one); see above."""
     bf16: bool = False
     seed: int = 0
+    optim: str = "adamw_torch"
+    """transformers optimizer name."""
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
 
@@ -86,7 +100,14 @@ class SFTConfig(StrictModel):
     output: SFTOutputConfig = SFTOutputConfig()
 
 
+def _messages(value: object) -> list[dict] | None:
+    if not isinstance(value, list) or not all(isinstance(m, dict) and "role" in m for m in value):
+        return None
+    return [{"role": m["role"], "content": str(m.get("content") or "")} for m in value]
+
+
 def load_sft_dataset(path: str | Path, limit: int | None = None):
+    """Rows of `{"messages": [...]}` or of `{"prompt": [...], "completion": [...]}` (one kind per file)."""
     from datasets import Dataset
 
     p = Path(path)
@@ -94,17 +115,49 @@ def load_sft_dataset(path: str | Path, limit: int | None = None):
         raise UserError(f"SFT data not found: {p}")
     rows = []
     for i, row in enumerate(iter_jsonl(p), 1):
-        msgs = row.get("messages")
-        if not isinstance(msgs, list) or not all(isinstance(m, dict) and "role" in m for m in msgs):
+        keys = ("prompt", "completion") if "prompt" in row else ("messages",)
+        out = {k: _messages(row.get(k)) for k in keys}
+        if any(v is None for v in out.values()):
             raise UserError(
-                f"{p}:{i}: missing or invalid `messages` (expected a list of role/content messages)"
+                f"{p}:{i}: missing or invalid `{'` or `'.join(keys)}` (expected a list of role/content messages)"
             )
-        rows.append({"messages": [{"role": m["role"], "content": str(m.get("content") or "")} for m in msgs]})
+        if rows and set(out) != set(rows[0]):
+            raise UserError(f"{p}:{i}: rows mix `messages` and `prompt`/`completion`; use one kind per file")
+        rows.append(out)
         if limit and len(rows) >= limit:
             break
     if not rows:
         raise UserError(f"{p}: no rows")
     return Dataset.from_list(rows)
+
+
+def step_rows(srl_rows: Iterable[dict]) -> list[dict]:
+    """Prompt-completion SFT rows from SRL step instances: the step's prompt, then the expert's reply
+    (`<think>` thought + action) as the completion, so the loss is on exactly that reply."""
+    return [
+        {
+            "prompt": r["prompt"],
+            "completion": [
+                {"role": "assistant", "content": assistant_turn(r["expert_thought"], r["expert_action"])}
+            ],
+        }
+        for r in srl_rows
+    ]
+
+
+def draw_indices(n_rows: int, steps: int, batch: int, seed: int) -> list[int]:
+    """`data.order: draws`: `batch` distinct row indices per step, `steps` times (random.Random(seed))."""
+    rng = random.Random(seed)
+    return [j for _ in range(steps) for j in rng.sample(range(n_rows), min(batch, n_rows))]
+
+
+def warmup_cosine(step: int, steps: int, warmup: int) -> float:
+    """The `warmup_cosine` learning-rate factor at `step` (0-based) of `steps`.
+
+    >>> [round(warmup_cosine(s, 4, 2), 3) for s in range(4)]
+    [0.5, 0.854, 0.5, 0.146]
+    """
+    return min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / steps))
 
 
 THINK_OPEN = "<think>"
@@ -201,9 +254,28 @@ def tokenize_sft_dataset(dataset, tokenizer, loss_on: str = "auto"):
     )
 
 
+def _trainer_class(schedule: str, warmup_ratio: float):
+    """TRL's SFTTrainer; with `warmup_cosine`, its scheduler is that schedule."""
+    from torch.optim.lr_scheduler import LambdaLR
+    from trl import SFTTrainer
+
+    if schedule != "warmup_cosine":
+        return SFTTrainer
+
+    class WarmupCosineSFTTrainer(SFTTrainer):
+        def create_scheduler(self, num_training_steps: int, optimizer=None):
+            if self.lr_scheduler is None:
+                warmup = max(1, int(warmup_ratio * num_training_steps))
+                self.lr_scheduler = LambdaLR(
+                    optimizer or self.optimizer, lambda s: warmup_cosine(s, num_training_steps, warmup)
+                )
+            return self.lr_scheduler
+
+    return WarmupCosineSFTTrainer
+
+
 def train_sft(cfg: SFTConfig, on_step: OnStep | None = None) -> dict:
     from trl import SFTConfig as TRLSFTConfig
-    from trl import SFTTrainer
 
     from swesrl.training.plots import MetricsFileCallback, plot_metrics
 
@@ -211,31 +283,42 @@ def train_sft(cfg: SFTConfig, on_step: OnStep | None = None) -> dict:
     per_pass = t.micro_batch_size * world_size()
     if t.global_batch_size % per_pass:
         raise UserError(f"global_batch_size ({t.global_batch_size}) must be a multiple of {per_pass}")
+    if cfg.data.order == "draws" and t.max_steps < 1:
+        raise UserError("data.order=draws needs train.max_steps (steps are not epochs)")
     dataset = load_sft_dataset(cfg.data.path, cfg.data.limit)
+    completions = "completion" in dataset.column_names  # prompt-completion rows: loss on the completion
     model, tokenizer = load_policy(cfg.model)
-    if t.assistant_only_loss and not has_generation_markers(tokenizer.chat_template):
+    assistant_only = t.assistant_only_loss and not completions
+    if assistant_only and not has_generation_markers(tokenizer.chat_template):
         tokenizer.chat_template = training_chat_template(tokenizer, cfg.model.path)
-    if t.assistant_only_loss:
+    if assistant_only:
         dataset = tokenize_sft_dataset(dataset, tokenizer, t.loss_on)
         length = lambda row: len(row["input_ids"])  # noqa: E731
+    elif completions:
+        length = lambda row: chat_tokens(tokenizer, row["prompt"] + row["completion"])  # noqa: E731
     else:
         length = lambda row: chat_tokens(tokenizer, row["messages"])  # noqa: E731
     limits = [n for n in (context_length(model), t.max_length) if n]
     dataset = fit_context(dataset, length, min(limits) if limits else None, 0, "SFT", cfg.data.too_long)
+    if cfg.data.order == "draws":
+        dataset = dataset.select(draw_indices(len(dataset), t.max_steps, t.global_batch_size, t.seed))
     report_to = [r for r in o.report_to if r != "none"]
+    custom_schedule = t.lr_scheduler_type == "warmup_cosine"
     args = TRLSFTConfig(
         output_dir=o.dir,
         per_device_train_batch_size=t.micro_batch_size,
         gradient_accumulation_steps=t.global_batch_size // per_pass,
         learning_rate=t.learning_rate,
-        lr_scheduler_type=t.lr_scheduler_type,
-        warmup_steps=t.warmup_ratio,
+        lr_scheduler_type="constant" if custom_schedule else t.lr_scheduler_type,
+        warmup_steps=0 if custom_schedule else t.warmup_ratio,
         num_train_epochs=t.num_epochs,
         max_steps=t.max_steps,
         max_length=t.max_length,
-        assistant_only_loss=t.assistant_only_loss,
+        assistant_only_loss=assistant_only,
+        train_sampling_strategy="sequential" if cfg.data.order == "draws" else "random",
         bf16=t.bf16,
         seed=t.seed,
+        optim=t.optim,
         weight_decay=t.weight_decay,
         max_grad_norm=t.max_grad_norm,
         gradient_checkpointing=cfg.model.gradient_checkpointing,
@@ -247,7 +330,7 @@ def train_sft(cfg: SFTConfig, on_step: OnStep | None = None) -> dict:
         dataloader_pin_memory=_cuda(),
     )
     out_dir = Path(o.dir)
-    trainer = SFTTrainer(
+    trainer = _trainer_class(t.lr_scheduler_type, t.warmup_ratio)(
         model=model,
         args=args,
         train_dataset=dataset,

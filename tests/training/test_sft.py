@@ -13,7 +13,16 @@ import trl
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from swesrl.training.rewards import extract_action
-from swesrl.training.sft import encode_row, load_sft_config, train_sft, trained_turns
+from swesrl.training.sft import (
+    SFTConfig,
+    draw_indices,
+    encode_row,
+    load_sft_config,
+    step_rows,
+    train_sft,
+    trained_turns,
+    warmup_cosine,
+)
 from swesrl.training.tiny import build_tiny_model
 from swesrl.utils import UserError
 
@@ -170,3 +179,61 @@ def test_qwen25_template_gets_trls_training_variant(work):
     tok.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
     with pytest.raises(UserError, match="assistant_only_loss=false"):
         training_chat_template(tok, "odd-model")
+
+
+def test_prompt_completion_rows_drawn_per_step_with_warmup_cosine(work, monkeypatch):
+    """The demo's warm-up: step rows as prompt + completion (loss on the reply only), each step's rows
+    drawn at random, a linear warm-up times a cosine decay; the same tokens and schedule as a plain loop."""
+    seen = {}
+
+    class Recording(trl.SFTTrainer):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            seen["trainer"] = self
+
+    monkeypatch.setattr(trl, "SFTTrainer", Recording)
+    srl_rows = [
+        {
+            "prompt": step_row(i)["messages"][:-1],
+            "expert_thought": f"look at {i % 3}",
+            "expert_action": call(CMDS[(i + 3) % len(CMDS)]),
+        }
+        for i in range(10)
+    ]
+    rows = step_rows(srl_rows)
+    assert rows[3]["completion"][0]["content"] == step_row(3)["messages"][-1]["content"]
+    (work / "pc.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    steps, batch = 5, 4
+    cfg = SFTConfig.model_validate(
+        {
+            "model": {"path": str(work / "tiny"), "dtype": "float32"},
+            "data": {"path": str(work / "pc.jsonl"), "order": "draws"},
+            "train": {"learning_rate": 1e-3, "global_batch_size": batch, "micro_batch_size": 2,
+                      "lr_scheduler_type": "warmup_cosine", "warmup_ratio": 0.4, "max_steps": steps,
+                      "max_length": None, "seed": 3},
+            "output": {"dir": str(work / "pc_run"), "save_steps": 100, "logging_steps": 1,
+                       "report_to": ["none"], "plots": False},
+        }
+    )  # fmt: skip
+    summary = train_sft(cfg)
+    assert summary["global_step"] == steps
+    trained = seen["trainer"].train_dataset
+    order = draw_indices(len(rows), steps, batch, 3)
+    assert len(trained) == steps * batch and all(
+        len(set(order[i : i + batch])) == batch for i in range(0, 20, 4)
+    )
+    tok = AutoTokenizer.from_pretrained(work / "tiny")
+    for row, j in zip(trained, order, strict=True):
+        want = tok.apply_chat_template(
+            rows[j]["prompt"] + rows[j]["completion"], tokenize=True, return_dict=True
+        )
+        prompt = tok.apply_chat_template(
+            rows[j]["prompt"], tokenize=True, return_dict=True, add_generation_prompt=True
+        )
+        assert row["input_ids"] == want["input_ids"]
+        reply = [t for t in row["labels"] if t != -100]
+        assert reply == want["input_ids"][len(prompt["input_ids"]) :]
+        assert tok.decode(reply).startswith("<think>") and "<|im_end|>" in tok.decode(reply)
+    logged = [json.loads(line) for line in (work / "pc_run" / "metrics.jsonl").open()]
+    lrs = [m["learning_rate"] for m in logged if "learning_rate" in m]
+    assert lrs == pytest.approx([1e-3 * warmup_cosine(s, steps, 2) for s in range(steps)])
