@@ -167,12 +167,14 @@ def step_scores(model_dir: Path, paths: dict, workers: int) -> dict:
         str(model_dir), device="cpu", max_new_tokens=int(config.sampling.get("max_new_tokens", 224))
     )
     completions: list[str] = []
-    for i in range(0, len(rows), 8):
-        outs = model.generate_batch([r["prompt"] for r in rows[i : i + 8]], 1, **dict(config.sampling))
+    for i in range(0, len(rows), 32):
+        outs = model.generate_batch([r["prompt"] for r in rows[i : i + 32]], 1, **dict(config.sampling))
         completions += [o[0] for o in outs]
     experts = [r["expert_action"] for r in rows]
     text = srl_reward(completions, experts)
-    cfg = ExecutionConfig(data=str(paths["test"]), instances=str(paths["instances"]), workers=workers)
+    n_tasks = len({r["instance_id"] for r in rows})
+    cfg = ExecutionConfig(data=str(paths["test"]), instances=str(paths["instances"]), workers=workers,
+                          max_sandboxes=n_tasks)  # fmt: skip
     with ExecutionScorer(cfg) as scorer:
         ex = scorer(completions, experts, prompts=[r["prompt"] for r in rows],
                     instance_id=[r["instance_id"] for r in rows], step=[r["step"] for r in rows])  # fmt: skip

@@ -129,6 +129,39 @@ class Effect:
     """Why the effect counts as failed (timeout, .git changed, sandbox files changed), else None."""
 
 
+READ_ONLY = frozenset(
+    {"cat", "head", "tail", "ls", "wc", "nl", "grep", "egrep", "fgrep", "pwd", "stat", "cut", "tr"}
+)
+"""Programs that cannot write a file whatever their arguments (`tail` only without `-f`). Not
+here on purpose: sort (-o), uniq (an output file argument), file (-C), sed (w), awk, find, git."""
+_SHELL_META = set("$`><;&(){}\\\n!*?[]~#=")
+
+
+def is_pure_read(command: str) -> bool:
+    """True when `command` cannot change any file: a pipeline of READ_ONLY programs with plain
+    arguments (no redirection, substitution, globbing, variables or other shell syntax). Such a
+    command leaves the sandbox at its state, so no check runs after it.
+
+    >>> is_pure_read("grep -rn foo . | head -n 5"), is_pure_read("grep foo . > out"), is_pure_read("rm -rf .")
+    (True, False, False)
+    """
+    if not command.strip() or any(c in _SHELL_META for c in command):
+        return False
+    try:
+        stages = [shlex.split(part) for part in command.split("|")]
+    except ValueError:
+        return False
+    for argv in stages:
+        if not argv:
+            return False
+        prog, args = argv[0], argv[1:]
+        if prog not in READ_ONLY:
+            return False
+        if prog == "tail" and any(a.startswith("-") and ("f" in a or "F" in a) for a in args):
+            return False
+    return True
+
+
 def normalise_output(text: str) -> str:
     """Mask durations (`in 0.03s`), which differ between two runs of the same command."""
     return _TIMING.sub("<t>", text)
@@ -343,7 +376,13 @@ class WarmSandbox:
         obs = execute_action(self.env, action, timeout=self.timeout)
         if obs.timed_out:
             return Effect(obs.output, obs.returncode, None, "timeout")
-        edit = action.name == "str_replace_editor" and action.params.get("command") in EDIT_COMMANDS
+        editor = action.name == "str_replace_editor"
+        if (editor and action.params.get("command") == "view") or (
+            action.name == "bash" and is_pure_read(action.params.get("command", ""))
+        ):
+            self.clean = True  # cannot have written anything: still at the state
+            return Effect(obs.output, obs.returncode, "")
+        edit = editor and action.params.get("command") in EDIT_COMMANDS
         if not edit and self.env.execute(FINGERPRINT_ALL, timeout=60).output.strip() == self.fp["all"]:
             self.clean = True  # nothing changed: the sandbox is still at the state
             return Effect(obs.output, obs.returncode, "")

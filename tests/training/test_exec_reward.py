@@ -398,3 +398,22 @@ def test_swesrl_train_srl_runs_with_the_execution_reward(task, tmp_path):
     logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     step = next(r for r in logged if "reward" in r)
     assert -1 <= step["reward"] <= 1 and "exec/fallback_rate" in step
+
+
+def test_only_commands_that_cannot_write_skip_the_check():
+    from swesrl.training.exec_reward import is_pure_read
+
+    reads = [
+        "grep -rn foo .",
+        "cat -n a.py | head -n 20",
+        "ls -la src",
+        "grep -n 'x y' -r . | wc -l",
+        "tail -n 5 a",
+    ]
+    writes = [
+        "grep foo . > out", "cat a >> b", "tail -f log", "tail -n 5 -f log", "sort -ro out a", "uniq a b",
+        "file -C -m m", "sed -n w.txt a", "ls; rm -rf .", "ls && touch x", "cat $(touch x)", "cat `touch x`",
+        "ls | tee out", "git status", "grep -rn foo . & rm a", "FOO=1 ls", "cat a\nrm a", "ls *.py", "",
+    ]  # fmt: skip
+    assert all(is_pure_read(c) for c in reads)
+    assert not any(is_pure_read(c) for c in writes)
