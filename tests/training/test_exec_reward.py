@@ -417,3 +417,23 @@ def test_only_commands_that_cannot_write_skip_the_check():
     ]  # fmt: skip
     assert all(is_pure_read(c) for c in reads)
     assert not any(is_pure_read(c) for c in writes)
+
+
+@pytest.mark.docker
+def test_the_docker_backend_scores_through_the_same_protocol(task, docker_client):
+    iid = task["instance"]["instance_id"]
+    name = re.search(r"def (\w+)\(", task["old"]).group(1)
+    path = f"/testbed/{task['rel']}"
+    cfg = ExecutionConfig(instances=task["instances"], timeout=5.0, workers=1, sandbox={"backend": "docker"})
+    states = {f"{iid}#0": StepState(iid, "", task["instance"]["patch"])}
+    expert_read = call("bash", command=f"grep -rn {name} .")
+    expert_edit = call(
+        "str_replace_editor", command="str_replace", path=path, old_str=task["old"], new_str=task["new"]
+    )
+    repl = task["new"].replace("\\", "\\\\").replace("/", "\\/").replace("&", "\\&")
+    i = task["text"].splitlines().index(task["old"])
+    sed = call("bash", command=f"sed -i {shlex.quote(f'{i + 1}s/.*/{repl}/')} {path}")
+    with ExecutionScorer(cfg, states=states, instances={iid: task["instance"]}) as sc:
+        assert score(sc, task, [call("bash", command=f"grep -n {name} -r .")], expert_read) == [1.0]
+        assert score(sc, task, [sed, call("bash", command="rm -rf /testbed/.git")], expert_edit) == [1.0, 0.0]
+        assert sc.last.failed == 1
