@@ -58,7 +58,7 @@ def main() -> None:
                 load0 = os.getloadavg()[0]
                 t0 = time.perf_counter()
                 s = evaluate(insts, preds, Path(tmp) / "runs", f"{backend}-w{w}", backend=backend, workers=w,
-                             timeout=args.timeout, mirror=path.parent / "repos", progress=True)  # fmt: skip
+                             timeout=args.timeout, mirror=path.parent / "repos")  # fmt: skip
                 dt = time.perf_counter() - t0
                 rows.append(
                     {

@@ -28,14 +28,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from swesrl.config import load_config  # noqa: E402
-from swesrl.demo import Demo, DemoConfig  # noqa: E402
-from swesrl.utils import atomic_write_json, setup_logging  # noqa: E402
+from swesrl.demo import DemoConfig, prepare, sft_config, srl_or_skip  # noqa: E402
+from swesrl.training.evaluate import evaluate_policy  # noqa: E402
+from swesrl.training.sft import train_sft  # noqa: E402
+from swesrl.training.tiny import starting_model  # noqa: E402
+from swesrl.utils import atomic_write_json, iter_jsonl, setup_logging  # noqa: E402
 
 log = logging.getLogger("bench.learning")
 ARMS = ("sft_only", "sft_then_srl", "srl_then_rlvr")
 
 
-def rlvr(demo: Demo, base: Path, out_dir: Path, steps: int, seed: int) -> dict:
+def rlvr(demo, base: Path, out_dir: Path, steps: int, seed: int) -> dict:
     """The trainer's RLVR (agent episodes in sandboxes, reward = harness `resolved`) on the train tasks."""
     from swesrl.training.rlvr import RLVRConfig, train_rlvr
 
@@ -66,26 +69,35 @@ def rlvr(demo: Demo, base: Path, out_dir: Path, steps: int, seed: int) -> dict:
     return train_rlvr(cfg)
 
 
-def run_arm(demo: Demo, arm: str, seed: int, base: Path, steps: int, work: Path) -> dict:
+def run_arm(demo, arm: str, seed: int, base: Path, steps: int, work: Path) -> dict:
+    """One arm from `base`; `demo` is what the demo's stages 1-3 made (`swesrl.demo.prepare`)."""
     d = work / arm / f"seed{seed}"
     done = d / "result.json"
     if done.is_file():
         return json.loads(done.read_text())
-    demo.seed = seed
+    data = work / "data" / "train"
+
+    def sft(model: Path, out: Path, n: int) -> dict:
+        cfg = demo.cfg.sft.model_copy(update={"steps": n})
+        return train_sft(sft_config(cfg, model, data / "sft_steps.jsonl", out, seed))
+
+    def srl(model: Path, out: Path) -> dict:
+        return srl_or_skip(demo.cfg.srl.model_copy(update={"steps": steps}), str(model), data, out, seed)
+
     t0 = time.monotonic()
     if arm == "sft_only":
-        first = demo.train_sft(base, d / "sft", steps=2 * steps)
+        first = sft(base, d / "sft", 2 * steps)
         final, second = Path(first["final_model"]), {}
     elif arm == "sft_then_srl":
-        first = demo.train_sft(base, d / "sft", steps=steps)
-        second = demo.srl_or_skip(Path(first["final_model"]), d / "srl", steps=steps)
+        first = sft(base, d / "sft", steps)
+        second = srl(Path(first["final_model"]), d / "srl")
         final = Path(second["final_model"])
     else:
-        first = demo.srl_or_skip(base, d / "srl", steps=steps)
+        first = srl(base, d / "srl")
         second = rlvr(demo, Path(first["final_model"]), d / "rlvr", steps, seed)
         final = Path(second["final_model"])
     train_s = time.monotonic() - t0
-    ev = demo.evaluate_model(f"{arm}-{seed}", final, folder=d / "eval")
+    ev = evaluate(demo, f"{arm}-{seed}", final, d / "eval")
     result = {
         "arm": arm,
         "seed": seed,
@@ -99,6 +111,12 @@ def run_arm(demo: Demo, arm: str, seed: int, base: Path, steps: int, work: Path)
     }
     atomic_write_json(done, result)
     return result
+
+
+def evaluate(demo, name: str, model: Path, folder: Path) -> dict:
+    return evaluate_policy(
+        name, model, demo.test, demo.test_rows, demo.agent, folder, demo.mirror, demo.cfg.workers
+    )
 
 
 def mean_std(xs: list[float]) -> tuple[float, float]:
@@ -123,12 +141,18 @@ def main() -> None:
     cfg = load_config(DemoConfig, ["demo.yaml"])
     cfg.suite.train_tasks, cfg.suite.test_tasks = args.train_tasks, args.test_tasks
     cfg.sft.batch_size, cfg.srl.prompts_per_step, cfg.srl.num_generations = 8, 2, 4
-    demo = Demo(work, cfg, minutes=0, seed=0)
-    demo.stage("suite", demo.build_suite)
-    demo.stage("expert", demo.run_experts)
-    demo.stage("data", demo.build_data)
-    model = demo.stage("model", demo.make_model)
-    base_eval = demo.stage("eval_base", lambda: demo.evaluate_model("base", Path(model["path"])))
+    demo = prepare(work, cfg)  # the demo's stages 1-3: suite, expert trajectories, step data
+    demo.split = lambda: (demo.train, demo.test)  # what rlvr() reads
+    texts = (
+        json.dumps({"messages": r["prompt"] + r["completion"]})
+        for r in iter_jsonl(work / "data" / "train" / "sft_steps.jsonl")
+    )
+    model = demo.pipe.stage(
+        "model", lambda: starting_model(work / "model" / "base", cfg.model.checkpoint, texts)
+    )
+    base_eval = demo.pipe.stage(
+        "eval_base", lambda: evaluate(demo, "base", Path(model["path"]), work / "eval" / "base")
+    )
     results = [
         run_arm(demo, arm, seed, Path(model["path"]), args.steps, work)
         for seed in args.seeds

@@ -4,7 +4,7 @@ Bundled tasks (`swesrl.tasks.build_suite`) -> expert trajectories through the re
 step instances (`swesrl.training.data.build_dataset`, the paper's context) -> a starting policy ->
 for each seed, SRL (the trainer's GRPO with the similarity reward and dynamic sampling) on the
 train step instances. Measured before and after SRL: the mean `srl_reward` of the greedy action on
-held-out step instances (tasks never trained on). The stages reuse the demo's (`swesrl.demo.Demo`),
+held-out step instances (tasks never trained on). The stages reuse the demo's (`swesrl.demo.prepare`),
 so the data is exactly the demo's.
 
 The starting policy (`--start`): `shipped` (default) is the demo's checkpoint
@@ -79,8 +79,9 @@ def main() -> None:
     args = ap.parse_args()
 
     from swesrl.config import load_config
-    from swesrl.demo import SHIPPED_CHECKPOINT, Demo, DemoConfig
-    from swesrl.training.tiny import build_tiny_model
+    from swesrl.demo import DemoConfig, prepare, sft_config, srl_or_skip
+    from swesrl.training.sft import train_sft
+    from swesrl.training.tiny import SHIPPED_CHECKPOINT, build_tiny_model
     from swesrl.utils import iter_jsonl, setup_logging
 
     setup_logging(logging.INFO)
@@ -102,25 +103,29 @@ def main() -> None:
         # from scratch the format must be learnt first: more SFT at a higher lr than the demo's warm-up
         + ([f"sft.steps={args.sft_steps}", "sft.learning_rate=3e-3"] if args.start == "scratch" else []),
     )
-    demo = Demo(out, cfg, minutes=15, seed=0)
-    demo.stage("suite", demo.build_suite)
-    demo.stage("expert", demo.run_experts)
-    demo.stage("data", demo.build_data)
+    demo = prepare(out, cfg)  # the demo's stages 1-3: suite, expert trajectories, step data
+    stage, data = demo.pipe.stage, out / "data" / "train"
+
+    def sft(model: Path, out_dir: Path, steps: int | None = None) -> dict:
+        s = cfg.sft.model_copy(update={"steps": steps} if steps else {})
+        return train_sft(sft_config(s, model, data / "sft_steps.jsonl", out_dir, 0))
+
     if args.start == "demo-sft":  # where the demo's SRL stage starts: shipped + the demo's SFT warm-up
         tag = "demo_sft"
-        sft = demo.stage(f"sft_{tag}", lambda: demo.train_sft(SHIPPED_CHECKPOINT, out_dir=out / f"sft_{tag}"))
-        start_model = Path(sft["final_model"])
+        sft_run = stage(f"sft_{tag}", lambda: sft(SHIPPED_CHECKPOINT, out / f"sft_{tag}"))
+        start_model = Path(sft_run["final_model"])
     elif args.start != "scratch":
         src = SHIPPED_CHECKPOINT if args.start == "shipped" else Path(args.start)
         tag = "shipped" if args.start == "shipped" else src.name
-        start_model = Path(demo.stage(f"model_{tag}", lambda: {"final_model": str(src)})["final_model"])
+        start_model = Path(stage(f"model_{tag}", lambda: {"final_model": str(src)})["final_model"])
     else:
         tag = f"h{args.hidden}_l{args.layers}_s{args.sft_steps}"
         start_model = None
     model_dir = out / "model" / tag
 
     def make_model() -> dict:
-        texts = [json.dumps(r) for r in iter_jsonl(out / "data" / "train" / "sft_steps.jsonl")]
+        rows = iter_jsonl(out / "data" / "train" / "sft_steps.jsonl")
+        texts = [json.dumps({"messages": r["prompt"] + r["completion"]}) for r in rows]
         build_tiny_model(
             model_dir,
             texts=texts,
@@ -131,36 +136,31 @@ def main() -> None:
         return {"path": str(model_dir)}
 
     if start_model is None:
-        demo.stage(f"model_{tag}", make_model)
-        sft = demo.stage(
-            f"sft_{tag}", lambda: demo.train_sft(model_dir, out_dir=out / f"sft_{tag}", steps=args.sft_steps)
-        )
-        start_model = Path(sft["final_model"])
-    _, test = demo.split()
+        stage(f"model_{tag}", make_model)
+        sft_run = stage(f"sft_{tag}", lambda: sft(model_dir, out / f"sft_{tag}", args.sft_steps))
+        start_model = Path(sft_run["final_model"])
+    test = demo.test
     test_ids = {i["instance_id"] for i in test}
     rows = [r for r in iter_jsonl(out / "data" / "test" / "srl.jsonl") if r["instance_id"] in test_ids]
     rows = rows[: args.heldout_rows]
     train_rows = list(iter_jsonl(out / "data" / "train" / "srl.jsonl"))[: args.train_rows]
     n = args.max_new_tokens
-    before = demo.stage(f"heldout_before_{tag}_m{n}", lambda: greedy_reward(start_model, rows, n))
-    train_before = demo.stage(
+    before = stage(f"heldout_before_{tag}_m{n}", lambda: greedy_reward(start_model, rows, n))
+    train_before = stage(
         f"train_before_{tag}_m{n}_r{len(train_rows)}", lambda: greedy_reward(start_model, train_rows, n)
     )
     results = []
     for lr in args.srl_lr:
         for seed in args.seeds:
-            d = Demo(
-                out,
-                cfg.model_copy(update={"srl": cfg.srl.model_copy(update={"learning_rate": lr})}),
-                15,
-                seed,
-            )
+            srl_cfg = cfg.srl.model_copy(update={"learning_rate": lr})
             run = f"srl_{tag}_t{args.temperature}_lr{lr}_n{args.srl_steps}_g{args.num_generations}_seed{seed}"
             srl_dir = out / run
-            srl = d.stage(run, lambda d=d, o=srl_dir: d.train_srl(start_model, out_dir=o))
+            srl = stage(
+                run, lambda c=srl_cfg, o=srl_dir, s=seed: srl_or_skip(c, str(start_model), data, o, s)
+            )
             final = Path(srl["final_model"])
-            after = d.stage(f"heldout_after_{run}_m{n}", lambda f=final: greedy_reward(f, rows, n))
-            train_after = d.stage(
+            after = stage(f"heldout_after_{run}_m{n}", lambda f=final: greedy_reward(f, rows, n))
+            train_after = stage(
                 f"train_after_{run}_m{n}_r{len(train_rows)}", lambda f=final: greedy_reward(f, train_rows, n)
             )
             metrics = [json.loads(line) for line in (srl_dir / "metrics.jsonl").read_text().splitlines()]

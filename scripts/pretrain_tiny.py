@@ -30,7 +30,10 @@ not bit-identical, checkpoint; b and c are scheduled by step count.
    Qwen2 (`swesrl.training.tiny.build_tiny_model`; shipped: 128 hidden, 4 layers, ~1M parameters).
 3. Supervised next-token training on the train step instances (the paper's SRL context: task +
    last 2 steps -> the expert's `<think>` + action), loss on the reply (and 0.1x on the prompt),
-   AdamW, warm-up then cosine over the budget (wall clock or --steps), batches of 8.
+   AdamW, warm-up then cosine over the budget (wall clock or --steps), batches of 8. This is its own
+   loop, not `swesrl.training.sft` (TRL's SFTTrainer, which the demo's warm-up uses): it weights the
+   prompt tokens (--prompt-weight; TRL's completion mask is 0 or 1) and re-augments every row each time
+   it is drawn, and it is the recorded recipe of the shipped weights.
 4. Saves the model and tokenizer (fp32, < 5 MB) plus `pretrain.json` (settings, steps, losses,
    held-out greedy step similarity).
 
@@ -53,29 +56,35 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from swesrl.agent.models import HFModel  # noqa: E402
 from swesrl.config import load_config  # noqa: E402
-from swesrl.demo import SHIPPED_CHECKPOINT, Demo, DemoConfig  # noqa: E402
+from swesrl.demo import DemoConfig, prepare  # noqa: E402
+from swesrl.harness import evaluate  # noqa: E402
 from swesrl.tasks.augment import rename_names  # noqa: E402
+from swesrl.training.evaluate import greedy_actions  # noqa: E402
+from swesrl.training.rewards import srl_reward  # noqa: E402
+from swesrl.training.tiny import SHIPPED_CHECKPOINT  # noqa: E402
 from swesrl.utils import atomic_write_json, iter_jsonl, setup_logging  # noqa: E402
 
 log = logging.getLogger("pretrain_tiny")
 
 
-class ExtraSuite(Demo):
-    """Another seed's suite, used for diversity: its train split only, minus held-out repositories.
+def graded(demo) -> dict:
+    """Expert patches graded by the harness: resolved count per split."""
+    result = {}
+    for name, insts in (("train", demo.train), ("test", demo.test)):
+        trajs = list(iter_jsonl(demo.out / "expert" / f"{name}.jsonl"))
+        preds = [{"instance_id": t["instance_id"], "model_name_or_path": "short-expert",
+                  "model_patch": t["info"].get("submission") or ""} for t in trajs]  # fmt: skip
+        summary = evaluate(insts, preds, demo.out / "expert" / "graded", name, backend="local",
+                           workers=demo.cfg.workers, timeout=120, mirror=demo.mirror)  # fmt: skip
+        result[name] = summary["resolved_instances"]
+    return result
 
-    Every task whose `repo` is the repo of a held-out task of the demo suite is dropped, so the
-    demo's held-out repositories (and, as train splits never hold them, its held-out families)
-    stay unseen. The expert runs through the same `Demo` code path as the demo suite's tasks.
-    """
 
-    def __init__(self, out: Path, cfg, seed: int, banned_repos: set[str]):
-        super().__init__(out, cfg, minutes=0, seed=seed)
-        self.banned_repos = banned_repos
-
-    def split(self) -> tuple[list[dict], list[dict]]:
-        train, _ = super().split()
-        return [i for i in train if i["repo"] not in self.banned_repos], []
+def sft_messages(row: dict) -> list[dict]:
+    """The conversation of a step row (prompt + completion)."""
+    return row["prompt"] + row["completion"]
 
 
 def encode(
@@ -105,17 +114,7 @@ def batches(data: list, batch_size: int, rng: random.Random):
 
 
 def greedy_similarity(model, tok, rows: list[dict], max_new_tokens: int = 160) -> dict:
-    from swesrl.agent.models import HFModel
-    from swesrl.training.rewards import srl_reward
-
-    hf = HFModel.__new__(HFModel)  # reuse the backend's batched generation on the in-memory model
-    hf.model, hf.tokenizer, hf.device, hf.max_new_tokens = model, tok, "cpu", max_new_tokens
-    tok.padding_side = "left"
-    outs: list[str] = []
-    model.eval()
-    for i in range(0, len(rows), 8):
-        chunk = rows[i : i + 8]
-        outs += [o[0] for o in hf.generate_batch([r["prompt"] for r in chunk], 1, temperature=0)]
+    outs = greedy_actions(HFModel.wrap(model, tok, max_new_tokens=max_new_tokens), rows, {"temperature": 0})
     model.train()
     rewards = srl_reward(outs, [r["expert_action"] for r in rows])
     by_step: dict[int, list[float]] = {}
@@ -194,22 +193,20 @@ def main() -> None:
     cfg.expert_recovery = 0.0  # the shipped checkpoint's data: experts without wrong edits
     if args.workers:
         cfg.workers = args.workers
-    demo = Demo(work, cfg, minutes=0, seed=args.seed)
-    suite = demo.stage("suite", demo.build_suite)
-    expert = demo.stage("expert", lambda: demo.run_experts(grade=True))
-    data = demo.stage("data", demo.build_data)
+    demo = prepare(work, cfg)  # the demo's stages 1-3: suite, expert trajectories, step data
+    suite, expert, data = demo.suite_result, demo.expert, demo.data_result
+    expert_resolved = demo.pipe.stage("graded", lambda: graded(demo))
 
     train_rows = [] if args.no_demo_train else list(iter_jsonl(work / "data" / "train" / "sft_steps.jsonl"))
-    banned = {i["repo"] for i in demo.split()[1]}
+    banned = frozenset(i["repo"] for i in demo.test)
     extra: dict[str, dict] = {}
     for s in range(args.extra_seed, args.extra_seed + args.extra_suites):
         ecfg = cfg.model_copy(deep=True)
         ecfg.suite.seed = s
         ecfg.suite.test_tasks = 0
-        ex = ExtraSuite((work / "extra" / f"seed{s}").resolve(), ecfg, args.seed, banned)
-        ex.stage("suite", ex.build_suite)
-        e = ex.stage("expert", lambda ex=ex: ex.run_experts(grade=False))
-        d = ex.stage("data", ex.build_data)
+        # another seed's suite, for diversity: its train split minus the demo's held-out repositories
+        ex = prepare((work / "extra" / f"seed{s}").resolve(), ecfg, exclude_repos=banned)
+        e, d = ex.expert, ex.data_result
         train_rows += [
             {**r, "extra": True} for r in iter_jsonl(ex.out / "data" / "train" / "sft_steps.jsonl")
         ]
@@ -228,7 +225,7 @@ def main() -> None:
         shutil.copytree(args.init, model_dir)
     else:
         texts = [
-            "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in r["messages"])
+            "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in sft_messages(r))
             for r in train_rows
         ]
         build_tiny_model(
@@ -247,9 +244,9 @@ def main() -> None:
     banned_names = {b.split("/")[-1] for b in banned}  # held-out repository names never appear
     counts = {"renamed": 0, "short": 0, "rows": 0}
 
-    def prepare(row: dict) -> tuple[list[int], list[float]]:
+    def encode_drawn(row: dict) -> tuple[list[int], list[float]]:
         """Encode one row, freshly augmented each time it is drawn (new names every epoch)."""
-        msgs = row["messages"]
+        msgs = sft_messages(row)
         if row.get("extra") and aug_rng.random() < args.rename:
             msgs = rename_names(msgs, aug_rng, avoid=banned_names)
             counts["renamed"] += 1
@@ -270,7 +267,7 @@ def main() -> None:
     t0 = time.monotonic()
     step, losses = 0, []
     for rows in batches(train_rows, args.batch_size, rng):
-        batch = [prepare(r) for r in rows]
+        batch = [encode_drawn(r) for r in rows]
         frac = step / args.steps if args.steps else (time.monotonic() - t0) / budget
         if frac >= 1:
             break
@@ -316,6 +313,7 @@ def main() -> None:
         "parameters": n_params,
         "suite": {k: suite[k] for k in ("n", "train_available", "test_available")},
         "expert": expert,
+        "expert_resolved": expert_resolved,
         "data": data,
         "extra_suites": extra,
         "heldout_repos_excluded": sorted(banned),

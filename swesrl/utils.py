@@ -1,4 +1,6 @@
-"""Small shared helpers: user errors, JSON(L) I/O with atomic writes, logging, progress bars."""
+"""Small shared helpers: user errors, the parallel map, JSON(L) I/O with atomic writes, logging, and the
+CLI's progress bars (library code reports progress through `OnProgress` callbacks; bars are drawn only by
+the command that passes one in)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,10 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+OnProgress = Callable[[str, int, "int | None", str], None]
+"""`on_progress(label, completed, total, status)`: work labelled `label` has `completed` of `total` items
+(None: unknown) done; `status` is a short text (counts so far). One bar per label in `progress_bars`."""
 
 
 class UserError(Exception):
@@ -64,6 +70,30 @@ def run_in_threads(
             yield results.get()
     finally:
         stop.set()
+
+
+def parallel_map(
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    workers: int = 1,
+    *,
+    done: Callable[[T], bool] | None = None,
+    label: str = "",
+    on_progress: OnProgress | None = None,
+    status: Callable[[], str] | None = None,
+) -> Iterator[tuple[T, R | None, BaseException | None]]:
+    """`run_in_threads` with resume and progress: items for which `done(item)` holds are skipped (their
+    result is on disk already); after each call, `on_progress(label, finished, to_do, status())`.
+    Yields `(item, result, exception)` for the items it runs, as each call ends (Ctrl-C: see
+    `run_in_threads`)."""
+    todo = [i for i in items if done is None or not done(i)]
+    report = on_progress if on_progress and todo else (lambda *a: None)
+    text = status or (lambda: "")
+    report(label, 0, len(todo), "")
+    with contextlib.closing(run_in_threads(fn, todo, workers)) as results:
+        for n, (item, result, exc) in enumerate(results, 1):
+            yield item, result, exc
+            report(label, n, len(todo), text())
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -187,15 +217,25 @@ def make_progress(**kwargs):
 
 @contextlib.contextmanager
 def step_bar(label: str, total: int | None, fmt: Callable[[dict], str] = lambda m: ""):
-    """One rich progress line for a training stage; yields `on_step(step, max_steps, metrics)`
+    """For commands: one progress line for a training stage; yields `on_step(step, max_steps, metrics)`
     (the trainers' progress hook), which moves the bar and shows `fmt(metrics)`."""
-    with make_progress(transient=False) as bar:
-        job = bar.add_task(label, total=total if total and total > 0 else None, status="")
+    with progress_bars() as on_progress:
+        on_progress(label, 0, total if total and total > 0 else None, "")
+        yield lambda step, max_steps, metrics: on_progress(label, step, max_steps or None, fmt(metrics))
 
-        def on_step(step: int, max_steps: int, metrics: dict) -> None:
-            bar.update(job, completed=step, total=max_steps or None, status=fmt(metrics))
 
-        yield on_step
+@contextlib.contextmanager
+def progress_bars(transient: bool = False) -> Iterator[OnProgress]:
+    """For commands (only they print): yields an `OnProgress` that draws one rich bar per label."""
+    with make_progress(transient=transient) as bar:
+        jobs: dict[str, Any] = {}
+
+        def on_progress(label: str, completed: int, total: int | None, status: str = "") -> None:
+            if label not in jobs:
+                jobs[label] = bar.add_task(label, total=total, status="")
+            bar.update(jobs[label], completed=completed, total=total, status=status)
+
+        yield on_progress
 
 
 def choose_omp_wait_policy() -> str | None:

@@ -81,3 +81,32 @@ def test_iter_jsonl_names_the_first_byte_that_is_not_utf8(tmp_path):
         list(iter_jsonl(p))
     p.write_bytes(b'{"a": "\xe2\x80\xa8"}\r\n{"b": 2}')  # U+2028 inside a string, CRLF, no final newline
     assert list(iter_jsonl(p)) == [{"a": "\u2028"}, {"b": 2}]
+
+
+def test_parallel_map_skips_done_items_and_reports_progress():
+    from swesrl.utils import parallel_map
+
+    reports = []
+    done = {1, 3}
+    out = {
+        item: res
+        for item, res, exc in parallel_map(
+            lambda x: x * 10,
+            range(5),
+            2,
+            done=lambda x: x in done,
+            label="work",
+            on_progress=lambda *a: reports.append(a),
+            status=lambda: "ok",
+        )
+    }
+    assert out == {0: 0, 2: 20, 4: 40}
+    assert reports[0] == ("work", 0, 3, "") and [r[1] for r in reports[1:]] == [1, 2, 3]
+    assert all(r[0] == "work" and r[2] == 3 for r in reports) and reports[-1][3] == "ok"
+    # nothing to do: nothing runs, nothing is reported
+    reports.clear()
+    assert (
+        list(parallel_map(lambda x: x, [1], done=lambda x: True, on_progress=lambda *a: reports.append(a)))
+        == []
+    )
+    assert reports == []

@@ -14,18 +14,17 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 import traceback
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from swesrl.agent.loop import AgentConfig, run_agent
 from swesrl.core.instances import default_mirror
 from swesrl.envs import env_for_instance
-from swesrl.utils import atomic_write_json, atomic_write_text, make_progress
+from swesrl.utils import OnProgress, atomic_write_json, atomic_write_text, parallel_map
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +131,12 @@ def run_batch(
     mirror: str | Path | None = None,
     instances_path: str | Path | None = None,
     redo: bool = False,
+    model_for: Callable[[dict], Any] | None = None,
+    label: str = "agent",
+    on_progress: OnProgress | None = None,
 ) -> Counter:
-    """Run every unfinished instance; returns a count of exit statuses (skipped ones included)."""
+    """Run every unfinished instance; returns a count of exit statuses (skipped ones included).
+    `model_for(instance)`, when given, is each instance's model instead of `model` (scripted experts)."""
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -144,43 +147,41 @@ def run_batch(
     preds = rebuild_predictions(out, model_name)
     write_predictions(preds_path, preds)
     summary: Counter = Counter()
-    todo = []
+    finished = {}
     for inst in instances:
         status = None if redo else finished_status(traj_path(out, inst["instance_id"]))
         if status:
             summary[status] += 1
-        else:
-            todo.append(inst)
-    if len(todo) < len(instances):
-        log.info("resuming: %d of %d instances already finished", len(instances) - len(todo), len(instances))
-    lock = threading.Lock()
+            finished[inst["instance_id"]] = status
+    if finished:
+        log.info("resuming: %d of %d instances already finished", len(finished), len(instances))
 
-    def record(traj: dict) -> None:
-        info = traj["info"]
-        with lock:
-            summary[info["exit_status"]] += 1
-            preds[traj["instance_id"]] = prediction(traj["instance_id"], info, model_name)
-            write_predictions(preds_path, preds)
-        if info["exit_status"] == "error":
-            log.warning("%s: error: %s", traj["instance_id"], info.get("exception", "?"))
+    def one(inst: dict) -> dict:
+        return run_instance(inst, model_for(inst) if model_for else model, config, out, mirror)
 
     start = time.monotonic()
-    with make_progress() as progress, ThreadPoolExecutor(max_workers=workers) as pool:
-        task = progress.add_task("agent", total=len(todo), status="")
-        futures = {pool.submit(run_instance, inst, model, config, out, mirror): inst for inst in todo}
-        try:
-            for fut in as_completed(futures):
-                inst = futures[fut]
-                try:
-                    traj = fut.result()
-                except Exception as e:  # run_instance records its own failures; this is a last resort
-                    traj = error_trajectory(inst, model, e)
-                    atomic_write_json(traj_path(out, inst["instance_id"]), traj)
-                record(traj)
-                status = " ".join(f"{k}={v}" for k, v in sorted(summary.items()))
-                progress.update(task, advance=1, status=status)
-        except KeyboardInterrupt:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-    log.info("ran %d instances in %.1fs", len(todo), time.monotonic() - start)
+    results = parallel_map(
+        one,
+        instances,
+        workers,
+        done=lambda inst: inst["instance_id"] in finished,
+        label=label,
+        on_progress=on_progress,
+        status=lambda: " ".join(f"{k}={v}" for k, v in sorted(summary.items())),
+    )
+    n = 0
+    for inst, traj, exc in results:
+        if exc is not None and not isinstance(exc, Exception):
+            raise exc  # Ctrl-C: nothing more starts, the running episodes are abandoned
+        if exc is not None:  # run_instance records its own failures; this is a last resort
+            traj = error_trajectory(inst, model, exc)
+            atomic_write_json(traj_path(out, inst["instance_id"]), traj)
+        info = traj["info"]
+        summary[info["exit_status"]] += 1
+        preds[traj["instance_id"]] = prediction(traj["instance_id"], info, model_name)
+        write_predictions(preds_path, preds)
+        if info["exit_status"] == "error":
+            log.warning("%s: error: %s", traj["instance_id"], info.get("exception", "?"))
+        n += 1
+    log.info("ran %d instances in %.1fs", n, time.monotonic() - start)
     return summary

@@ -74,15 +74,25 @@ def run(
 
     from swesrl.agent.batch import run_batch
     from swesrl.core.instances import load_instances, select
+    from swesrl.utils import progress_bars
 
     cfg = _config(config, backend, unsafe)
     insts = select(load_instances(instances), ids)
     if limit:
         insts = insts[:limit]
     m = _model(model)
-    summary = run_batch(
-        insts, m, cfg, out, workers=workers, mirror=repo_mirror, instances_path=instances, redo=redo
-    )
+    with progress_bars() as on_progress:
+        summary = run_batch(
+            insts,
+            m,
+            cfg,
+            out,
+            workers=workers,
+            mirror=repo_mirror,
+            instances_path=instances,
+            redo=redo,
+            on_progress=on_progress,
+        )
     table = Table(title=f"swesrl run: {len(insts)} instances -> {out}")
     table.add_column("exit status")
     table.add_column("count", justify="right")

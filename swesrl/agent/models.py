@@ -60,10 +60,24 @@ class HFModel:
             getattr(torch, dtype) if dtype else (torch.bfloat16 if self.device == "cuda" else torch.float32)
         )
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(path)
-            self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(self.device)
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(self.device)
         except (OSError, ValueError) as e:
             raise UserError(f"cannot load hf model {path}: {str(e).splitlines()[0]}") from None
+        self._serve(model, tokenizer, max_new_tokens)
+
+    @classmethod
+    def wrap(
+        cls, model: Any, tokenizer: Any, name: str = "hf:in-memory", max_new_tokens: int = 1024
+    ) -> HFModel:
+        """Serve a model already in memory (e.g. one being trained) without loading it again."""
+        self = cls.__new__(cls)
+        self.name, self.device = name, str(model.device)
+        self._serve(model, tokenizer, max_new_tokens)
+        return self
+
+    def _serve(self, model: Any, tokenizer: Any, max_new_tokens: int) -> None:
+        self.model, self.tokenizer = model, tokenizer
         self.model.eval()
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:

@@ -60,6 +60,11 @@ def format_action(name: str, params: dict[str, str] | None = None) -> str:
     return "\n".join(lines)
 
 
+def think_reply(thought: str, action: str) -> str:
+    """The reply the agent's system prompt asks for: reasoning in <think> tags, then one call."""
+    return f"<think>\n{thought}\n</think>\n{action}" if thought else action
+
+
 def _strip_one_newline(v: str) -> str:
     if v.startswith("\n"):
         v = v[1:]

@@ -10,6 +10,8 @@ from typing import Any
 
 import typer
 
+from swesrl.utils import progress_bars
+
 
 def load_instances_lenient(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     """Instances like `swesrl.core.instances.load_instances`, but a bad entry or a duplicate id is
@@ -174,9 +176,9 @@ def eval_cmd(
     for p in problems:
         console.print(f"[yellow]warning:[/] {p}", highlight=False, soft_wrap=True)
     if gold:
-        with _interrupt_line(console):
+        with _interrupt_line(console), progress_bars() as on_progress:
             try:
-                res = validate_dataset(insts, out, run_id or "validate", **kw)
+                res = validate_dataset(insts, out, run_id or "validate", on_progress=on_progress, **kw)
             finally:  # the empty-patch run needs the images the gold run used: removed at the end
                 if cache is not None:
                     cache.release(i["instance_id"] for i in insts)
@@ -201,8 +203,8 @@ def eval_cmd(
     rid = run_id or predictions.stem
     if cache is not None:
         kw["on_result"] = lambda rep: cache.release([rep["instance_id"]])
-    with _interrupt_line(console):
-        summary = evaluate(insts, preds, out, rid, **kw)
+    with _interrupt_line(console), progress_bars() as on_progress:
+        summary = evaluate(insts, preds, out, rid, on_progress=on_progress, **kw)
     for p in summary["input_problems"]:
         console.print(f"[yellow]warning:[/] {p}", highlight=False, soft_wrap=True)
     t = Table(title=f"swesrl eval {rid}")
@@ -327,13 +329,9 @@ def oracle_cmd(
     from rich.console import Console
 
     from swesrl.core.instances import default_mirror, load_instances, select
-    from swesrl.harness.oracle import OracleConfig, run_oracle
+    from swesrl.harness.oracle import load_oracle_config, run_oracle
 
-    cfg = OracleConfig()
-    if config:
-        from swesrl.config import load_config
-
-        cfg = load_config(OracleConfig, config)
+    cfg = load_oracle_config(config or [])
     insts = load_instances(instances)
     if ids:
         insts = select(insts, [x.strip() for x in ids.split(",") if x.strip()])
@@ -341,9 +339,18 @@ def oracle_cmd(
     from swesrl.agent.models import get_model
 
     m = get_model(model)
-    res = run_oracle(
-        insts, m, out, mirror, cfg, model_name=model, max_new_tokens=max_new_tokens, temperature=temperature
-    )
+    with progress_bars() as on_progress:
+        res = run_oracle(
+            insts,
+            m,
+            out,
+            mirror,
+            cfg,
+            model_name=model,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            on_progress=on_progress,
+        )
     Console(stderr=True).print(
         f"{res['written']} prediction(s) ({res['skipped']} already there, {res['empty']} empty, "
         f"{res['parse_problems']} with parse problems) -> {res['predictions']}",

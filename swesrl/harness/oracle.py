@@ -23,64 +23,30 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from swesrl.config import StrictModel
+from swesrl.config import StrictModel, load_config
 from swesrl.core.instances import Instance, repo_source
 from swesrl.harness.spec import patch_files
-from swesrl.utils import UserError, append_jsonl, make_progress
+from swesrl.utils import OnProgress, UserError, append_jsonl
 
 log = logging.getLogger(__name__)
 
-SYSTEM = (
-    "You are an expert software engineer. You resolve issues in code repositories by editing source files."
-)
-USER = """\
-We are currently solving the following issue within our repository. Here is the issue text:
---- BEGIN ISSUE ---
-{{ problem_statement }}
---- END ISSUE ---
-
-Below are the full contents of the files that need to be edited.
-{% for f in files %}
---- BEGIN FILE ---
-### {{ f.path }}
-{{ f.content }}
---- END FILE ---
-{% endfor %}
-First localize the bug from the issue statement, then write *SEARCH/REPLACE* edits that fix it.
-Every *SEARCH/REPLACE* edit must use this format:
-1. The file path
-2. The start of the search block: <<<<<<< SEARCH
-3. A contiguous chunk of lines to search for in the existing source code
-4. The dividing line: =======
-5. The lines to replace into the source code
-6. The end of the replace block: >>>>>>> REPLACE
-
-Here is an example:
-
-```python
-### mathweb/flask/app.py
-<<<<<<< SEARCH
-from flask import Flask
-=======
-import math
-from flask import Flask
->>>>>>> REPLACE
-```
-
-The edits REQUIRE PROPER INDENTATION: to add the line '        print(x)', write all of its leading
-spaces. Wrap each edit in a code block as shown.
-"""
-
 
 class OracleConfig(StrictModel):
-    system_template: str = SYSTEM
+    """The oracle prompt; defaults in `swesrl/config/oracle.yaml` (`load_oracle_config`)."""
+
+    system_template: str
     """System message (Jinja2)."""
-    user_template: str = USER
+    user_template: str
     """Task message (Jinja2; variables: problem_statement, hints_text, files = [{path, content}])."""
     max_file_chars: int = 200_000
     """Files longer than this are cut (head kept) in the prompt."""
     include_hints: bool = False
     """Offer `hints_text` to the template (SWE-bench's oracle setting leaves hints out)."""
+
+
+def load_oracle_config(sources: list[str | Path] | None = None) -> OracleConfig:
+    """The bundled `oracle.yaml`, then the given YAML files / `key=value` overrides."""
+    return load_config(OracleConfig, ["oracle.yaml", *(sources or [])])
 
 
 # -- reading the files at base_commit ---------------------------------------------------------
@@ -403,12 +369,12 @@ def run_oracle(
     model_name: str = "",
     max_new_tokens: int = 2048,
     temperature: float = 0.0,
-    progress: bool = True,
+    on_progress: OnProgress | None = None,
 ) -> dict[str, Any]:
     """Writes `out_dir/predictions.jsonl` (for `swesrl eval`) and `out_dir/outputs.jsonl` (prompts'
     sizes, raw answers, parse problems). Instances already in predictions.jsonl are skipped."""
 
-    cfg = cfg or OracleConfig()
+    cfg = cfg or load_oracle_config()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     preds_path, raw_path = out / "predictions.jsonl", out / "outputs.jsonl"
@@ -423,41 +389,37 @@ def run_oracle(
         "failed": 0,
     }
     reader = RepoReader()
-    prog = make_progress(disable=not progress)
+    report = on_progress or (lambda *a: None)
     try:
-        with prog:
-            task = prog.add_task("oracle edits", total=len(todo), status="")
-            for inst in todo:
-                iid = inst["instance_id"]
-                files = oracle_files(inst, mirror, reader)
-                messages = build_messages(inst, files, cfg)
-                try:
-                    answer = model.generate(
-                        messages, n=1, max_new_tokens=max_new_tokens, temperature=temperature
-                    )[0]
-                except Exception as e:  # noqa: BLE001 - one failed call must not stop the batch
-                    log.error("%s: generation failed: %s", iid, e)
-                    stats["failed"] += 1
-                    prog.update(task, advance=1)
-                    continue
-                patch, problems = edits_to_patch(answer, files)
-                stats["empty"] += not patch
-                stats["parse_problems"] += bool(problems)
-                append_jsonl(
-                    raw_path,
-                    {
-                        "instance_id": iid,
-                        "files": list(files),
-                        "answer": answer,
-                        "problems": problems,
-                        "patch": patch,
-                    },
-                )
-                append_jsonl(
-                    preds_path, {"instance_id": iid, "model_name_or_path": name, "model_patch": patch}
-                )
-                stats["written"] += 1
-                prog.update(task, advance=1, status=f"{stats['written'] - stats['empty']} non-empty")
+        for k, inst in enumerate(todo, 1):
+            iid = inst["instance_id"]
+            files = oracle_files(inst, mirror, reader)
+            messages = build_messages(inst, files, cfg)
+            try:
+                answer = model.generate(
+                    messages, n=1, max_new_tokens=max_new_tokens, temperature=temperature
+                )[0]
+            except Exception as e:  # noqa: BLE001 - one failed call must not stop the batch
+                log.error("%s: generation failed: %s", iid, e)
+                stats["failed"] += 1
+                report("oracle edits", k, len(todo), "")
+                continue
+            patch, problems = edits_to_patch(answer, files)
+            stats["empty"] += not patch
+            stats["parse_problems"] += bool(problems)
+            append_jsonl(
+                raw_path,
+                {
+                    "instance_id": iid,
+                    "files": list(files),
+                    "answer": answer,
+                    "problems": problems,
+                    "patch": patch,
+                },
+            )
+            append_jsonl(preds_path, {"instance_id": iid, "model_name_or_path": name, "model_patch": patch})
+            stats["written"] += 1
+            report("oracle edits", k, len(todo), f"{stats['written'] - stats['empty']} non-empty")
     finally:
         reader.close()
     return {**stats, "predictions": str(preds_path)}

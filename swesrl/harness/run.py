@@ -19,11 +19,11 @@ report files, so an interrupted and resumed run counts every instance once.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import secrets
 import shlex
-import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -56,12 +56,12 @@ from swesrl.harness.spec import (
 )
 from swesrl.utils import (
     Interrupted,
+    OnProgress,
     UserError,
     atomic_write_json,
     atomic_write_text,
-    make_progress,
+    parallel_map,
     read_utf8,
-    run_in_threads,
 )
 
 log = logging.getLogger(__name__)
@@ -571,7 +571,7 @@ def evaluate(
     allow_empty: bool = False,
     retry_errors: bool = False,
     input_errors: dict[str, str] | None = None,
-    progress: bool = True,
+    on_progress: OnProgress | None = None,
     on_result: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Evaluate predictions (SWE-bench JSONL rows) on instances; resume-safe; returns the summary.
@@ -582,8 +582,8 @@ def evaluate(
 
     Ctrl-C starts no further instance and abandons the running ones (their sandboxes die with the
     process), writes the summary of what is on disk and raises `swesrl.utils.Interrupted`.
+    `on_progress` gets `(f"eval {run_id}", done, to do, counts)` after each instance.
     """
-    import contextlib
 
     if workers < 1:
         raise UserError(f"--workers must be at least 1, got {workers}")
@@ -618,7 +618,6 @@ def evaluate(
     if n_done:
         log.info("resuming %s: %d instance(s) already evaluated, %d to go", run_id, n_done, len(todo))
     counts = {"resolved": 0, "failed": 0}
-    lock = threading.Lock()
 
     def one(inst: Instance) -> dict[str, Any]:
         pred = by_id[inst["instance_id"]]
@@ -629,16 +628,19 @@ def evaluate(
         write_instance_outputs(run_dir / inst["instance_id"], rep, patch, output)
         return rep
 
-    prog = None
-    if progress and todo:
-        prog = make_progress(transient=False)
-        task = prog.add_task(f"eval {run_id}", total=len(todo), status="")
-        prog.start()
     n_finished = 0
     interrupted = False
     try:
+        results = parallel_map(
+            one,
+            todo,
+            workers,
+            label=f"eval {run_id}",
+            on_progress=on_progress,
+            status=lambda: f"{counts['resolved']} resolved {counts['failed']} failed",
+        )
         # daemon threads: on Ctrl-C nothing more starts and the running instances are abandoned
-        with contextlib.closing(run_in_threads(one, todo, workers)) as results:
+        with contextlib.closing(results):
             for inst, rep, exc in results:
                 iid = inst["instance_id"]
                 if exc is not None and not isinstance(exc, Exception):
@@ -652,23 +654,13 @@ def evaluate(
                         "error": str(exc),
                     }
                 n_finished += 1
-                with lock:
-                    counts["resolved" if rep["resolved"] else "failed"] += 1
+                counts["resolved" if rep["resolved"] else "failed"] += 1
                 if rep["status"] == Status.ERROR.value:
                     log.warning("%s: error: %s", iid, rep.get("error"))
                 if on_result is not None:
                     on_result(rep)
-                if prog is not None:
-                    prog.update(
-                        task,
-                        advance=1,
-                        status=f"[green]{counts['resolved']} resolved[/] [red]{counts['failed']} failed[/]",
-                    )
     except KeyboardInterrupt:
         interrupted = True
-    finally:
-        if prog is not None:
-            prog.stop()
     summary = make_summary(instances, by_id, run_dir, errors)
     summary["run_id"] = run_id
     summary["input_problems"] = problems

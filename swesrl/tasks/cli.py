@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from swesrl.utils import progress_bars
+
 app = typer.Typer(no_args_is_help=True, help="Bundled offline tasks and the scripted expert.")
 
 
@@ -27,7 +29,8 @@ def build(
     from swesrl.tasks.generate import build_suite
 
     t0 = time.monotonic()
-    path = build_suite(out, n=n, seed=seed, progress=True)
+    with progress_bars(transient=True) as on_progress:
+        path = build_suite(out, n=n, seed=seed, on_progress=on_progress)
     secs = time.monotonic() - t0
     insts = load_instances(path)
     fams = Counter(i["family"] for i in insts)
@@ -82,17 +85,18 @@ def expert(
     except OSError as e:
         raise UserError(f"cannot write trajectories to {out}: {e.strerror or e}") from None
     t0 = time.monotonic()
-    trajs = solve(
-        insts,
-        out,
-        mirror=mirror or default_mirror(instances),
-        backend=backend,
-        workers=workers,
-        seed=seed,
-        grade=grade,
-        overrides=config,
-        progress=True,
-    )
+    with progress_bars(transient=True) as on_progress:
+        trajs = solve(
+            insts,
+            out,
+            mirror=mirror or default_mirror(instances),
+            backend=backend,
+            workers=workers,
+            seed=seed,
+            grade=grade,
+            overrides=config,
+            on_progress=on_progress,
+        )
     steps = [t["info"]["n_steps"] for t in trajs]
     submitted = sum(1 for t in trajs if t["info"]["exit_status"] == "submitted")
     line = (

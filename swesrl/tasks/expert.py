@@ -15,22 +15,31 @@ the full history in its prompt: run it with `context.kind=full` (`swesrl tasks e
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import random
 import re
-import threading
+import subprocess
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from swesrl.agent.loop import load_agent_config, run_agent
-from swesrl.core.actions import format_action
+from swesrl.agent.batch import run_batch, traj_path
+from swesrl.agent.loop import AgentConfig, load_agent_config, run_agent
+from swesrl.core.actions import format_action, think_reply
+from swesrl.core.instances import repo_source
 from swesrl.envs import SandboxConfig, env_for_instance
 from swesrl.harness import grade_patch
-from swesrl.utils import append_jsonl, atomic_write_text, make_progress
+from swesrl.utils import (
+    OnProgress,
+    UserError,
+    append_jsonl,
+    atomic_write_text,
+    iter_jsonl,
+    parallel_map,
+    write_jsonl,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,15 +77,22 @@ class Edit:
     end: int
 
 
+def _hunk_lines(hunk) -> list[tuple[str, str]]:
+    """(line type, text with its newline) of a unidiff hunk; "no newline at end of file" markers dropped."""
+    return [(ln.line_type, ln.value) for ln in hunk if ln.line_type in " +-"]
+
+
+def _span(lines: list[tuple[str, str]], lo: int, hi: int) -> tuple[str, str]:
+    """The old and new text of hunk lines lo..hi (inclusive), without the final newline."""
+    old = "".join(v for t, v in lines[lo : hi + 1] if t in " -")
+    new = "".join(v for t, v in lines[lo : hi + 1] if t in " +")
+    return old.removesuffix("\n"), new.removesuffix("\n")
+
+
 def _hunk_edit(hunk, k: int) -> Edit:
-    lines = [(ln.line_type, ln.value) for ln in hunk]
+    """The hunk's change with `k` lines of context (blank edges trimmed, a pure insertion anchored)."""
+    lines = _hunk_lines(hunk)
     changed = [i for i, (t, _) in enumerate(lines) if t in "+-"]
-
-    def span(lo: int, hi: int) -> tuple[str, str]:
-        old = "".join(v for t, v in lines[lo : hi + 1] if t in " -")
-        new = "".join(v for t, v in lines[lo : hi + 1] if t in " +")
-        return old.removesuffix("\n"), new.removesuffix("\n")
-
     lo, hi = max(0, changed[0] - k), min(len(lines) - 1, changed[-1] + k)
     while lo > 0 and not any(t in " -" and v.strip() for t, v in lines[lo : hi + 1]):
         lo -= 1  # a pure insertion needs a non-blank anchor line
@@ -84,10 +100,34 @@ def _hunk_edit(hunk, k: int) -> Edit:
         lo += 1
     while hi > changed[-1] and not lines[hi][1].strip():
         hi -= 1
-    old, new = span(lo, hi)
-    full_old, full_new = span(0, len(lines) - 1)
+    old, new = _span(lines, lo, hi)
+    full_old, full_new = _span(lines, 0, len(lines) - 1)
     start = hunk.source_start
     return Edit(old, new, full_old, full_new, start, start + hunk.source_length - 1)
+
+
+def unique_edit(patch: str, file_text: str) -> tuple[str, str, str]:
+    """(path, old_str, new_str) of a patch's first hunk: the changed lines, widened with context (a line
+    above, then a line below, ...) until `old_str` occurs once in `file_text`."""
+    from unidiff import PatchSet
+
+    f = PatchSet(patch)[0]
+    lines = _hunk_lines(f[0])
+    changed = [i for i, (t, _) in enumerate(lines) if t in "+-"]
+    lo, hi = changed[0], changed[-1]
+    old, new = _span(lines, lo, hi)
+    while (not old.strip() or file_text.count(old) != 1) and (lo > 0 or hi < len(lines) - 1):
+        if lo > 0:
+            lo -= 1
+        elif hi < len(lines) - 1:
+            hi += 1
+        old, new = _span(lines, lo, hi)
+        if file_text.count(old) == 1 and old.strip():
+            break
+        if hi < len(lines) - 1:
+            hi += 1
+            old, new = _span(lines, lo, hi)
+    return f.path, old, new
 
 
 def _file_from_view(obs: str) -> str | None:
@@ -417,7 +457,7 @@ def solve(
     seed: int = 0,
     grade: bool = True,
     overrides: list[str] | None = None,
-    progress: bool = False,
+    on_progress: OnProgress | None = None,
 ) -> list[dict]:
     """Run the expert on every instance through the agent loop; write one trajectory per line to `out`.
 
@@ -437,7 +477,6 @@ def solve(
     }
     partial = out.with_name(out.name + ".partial")
     partial.unlink(missing_ok=True)
-    lock = threading.Lock()
 
     def one(inst: dict) -> dict:
         with env_for_instance(inst, config.sandbox, mirror=mirror) as env:
@@ -447,23 +486,147 @@ def solve(
         if grade:
             report = grade_patch(inst, info.get("submission") or "", config.sandbox, mirror=mirror)
             info["resolved"] = bool(report.get("resolved"))
-        with lock:
-            append_jsonl(partial, traj)
         return traj
 
     results: dict[str, dict] = {}
-    bar = make_progress(transient=True) if progress else None
-    with bar or contextlib.nullcontext(), ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        job = bar.add_task("expert", total=len(instances), status="") if bar else None
-        futures = {pool.submit(one, inst): inst for inst in instances}
-        for fut in as_completed(futures):
-            traj = fut.result()
-            results[traj["instance_id"]] = traj
-            if bar:
-                ok = sum(1 for t in results.values() if t["info"].get("resolved", True))
-                bar.update(job, advance=1, status=f"ok {ok}/{len(results)}")
+
+    def status() -> str:
+        ok = sum(1 for t in results.values() if t["info"].get("resolved", True))
+        return f"ok {ok}/{len(results)}"
+
+    for _, traj, exc in parallel_map(
+        one, instances, max(1, workers), label="expert", on_progress=on_progress, status=status
+    ):
+        if exc is not None:
+            raise exc
+        results[traj["instance_id"]] = traj
+        append_jsonl(partial, traj)
     ordered = [results[i["instance_id"]] for i in instances]
     atomic_write_text(out, "".join(json.dumps(t, ensure_ascii=False) + "\n" for t in ordered))
     partial.unlink(missing_ok=True)
     log.info("wrote %d expert trajectories to %s", len(ordered), out)
     return ordered
+
+
+# ---------------------------------------------------------------- the short expert (the demo's)
+
+RECOVERY_THOUGHT = (
+    "The edit failed: `old_str` must be copied from the file as printed. Fix the bug in `{name}`."
+)
+MISTAKE_STEP = 2
+"""The step of a recovery trajectory that is the wrong edit (0-based; the right one follows)."""
+
+
+def short_expert_turns(instance: dict, file_text: str, recovery: bool = False) -> list[str]:
+    """The short expert's replies: find the function named in the issue, read it, fix it, submit.
+
+    `recovery`: the first edit uses the fixed code as `old_str` (not in the file, so the editor
+    refuses it), then the expert makes the right edit: a trajectory with an error and its repair.
+    Nothing changes when the fixed code does occur in the file (the wrong edit would apply)."""
+    m = re.search(r"from [\w.]+ import (\w+)", instance["problem_statement"])
+    if not m:
+        raise UserError(f"{instance['instance_id']}: the issue names no function to import")
+    name = m.group(1)
+    path, old, new = unique_edit(instance["patch"], file_text)
+    full = f"/testbed/{path}"
+    edit = format_action(
+        "str_replace_editor", {"command": "str_replace", "path": full, "old_str": old, "new_str": new}
+    )
+    fix = [think_reply(f"Fix the bug in `{name}`.", edit)]
+    if recovery and new.strip() and new not in file_text:
+        wrong = {"command": "str_replace", "path": full, "old_str": new, "new_str": new}
+        fix = [
+            think_reply(f"Fix the bug in `{name}`.", format_action("str_replace_editor", wrong)),
+            think_reply(RECOVERY_THOUGHT.format(name=name), edit),
+        ]
+    return [
+        think_reply(
+            f"The issue is about `{name}`. Find where it is defined.",
+            format_action("bash", {"command": f'grep -rn "def {name}(" /testbed'}),
+        ),
+        think_reply(
+            f"`{name}` is in {full}. Read it.",
+            format_action("bash", {"command": f'grep -n -A 10 "def {name}(" {full}'}),
+        ),
+        *fix,
+        think_reply("The fix is in place. Submit.", format_action("submit")),
+    ]
+
+
+class ShortExpert:
+    """A scripted expert (Model protocol) for one instance, using its gold patch, sized for what a tiny
+    model can imitate: four steps (five with `recovery`: a refused edit, then the right one)."""
+
+    name = "short-expert"
+
+    def __init__(self, instance: dict, mirror: str | Path, recovery: bool = False):
+        patch_path = re.search(r"^--- a/(\S+)", instance["patch"], re.M).group(1)
+        src = repo_source(instance, mirror)
+        text = subprocess.run(
+            ["git", "-C", str(src), "show", f"{instance['base_commit']}:{patch_path}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        self.turns = short_expert_turns(instance, text, recovery)
+
+    def generate(self, messages: list[dict], n: int = 1, **sampling) -> list[str]:
+        k = sum(m["role"] == "assistant" for m in messages)
+        return [self.turns[min(k, len(self.turns) - 1)]] * n
+
+
+def recovers(instance: dict, share: float, seed: int) -> bool:
+    """Whether this train task's short expert makes (and repairs) a wrong edit: a fixed draw per task."""
+    if instance["split"] != "train" or not share:
+        return False
+    return random.Random(f"{seed}:{instance['instance_id']}").random() < share
+
+
+def relabel_mistakes(srl_path: Path, recovering: set[str]) -> int:
+    """Give each recovery trajectory's wrong-edit row the right edit as its target (same prompt: task +
+    the find and read steps), so no row teaches the mistake; return how many were relabelled."""
+    rows = list(iter_jsonl(srl_path))
+    fixes = {
+        r["instance_id"]: r
+        for r in rows
+        if r["instance_id"] in recovering and r["step"] == MISTAKE_STEP + 1 and r["n_steps"] == 5
+    }
+    for r in rows:
+        fix = fixes.get(r["instance_id"])
+        if fix and r["step"] == MISTAKE_STEP:
+            r["expert_action"] = fix["expert_action"]  # the thought stays "Fix the bug in ..."
+    if fixes:
+        write_jsonl(srl_path, rows)
+    return len(fixes)
+
+
+def run_experts(
+    instances: list[dict],
+    expert_for: Callable[[dict], Any],
+    config: AgentConfig,
+    out: Path,
+    mirror: Path,
+    workers: int = 1,
+    label: str = "expert",
+    on_progress: OnProgress | None = None,
+) -> dict:
+    """Expert trajectories through the agent loop (`OUT/<id>/traj.json`, resumable, then `out.jsonl`
+    in instance order); returns counts (trajectories, submitted, mean steps)."""
+    run_batch(
+        instances,
+        None,
+        config,
+        out,
+        workers,
+        mirror,
+        model_for=expert_for,
+        label=label,
+        on_progress=on_progress,
+    )
+    trajs = [json.loads(traj_path(out, i["instance_id"]).read_text()) for i in instances]
+    write_jsonl(out.with_suffix(".jsonl"), trajs)
+    return {
+        "trajectories": len(trajs),
+        "submitted": sum(t["info"]["exit_status"] == "submitted" for t in trajs),
+        "mean_steps": round(sum(t["info"]["n_steps"] for t in trajs) / max(len(trajs), 1), 2),
+    }

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from swesrl.tasks.catalog import FAMILIES, TEST_FAMILIES, THEMES, Bug, Snippet, Theme, apply_bug
-from swesrl.utils import UserError, atomic_write_json, make_progress, write_jsonl
+from swesrl.utils import OnProgress, UserError, atomic_write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -647,7 +647,9 @@ def _check_out_dir(out_dir: Path) -> None:
         raise UserError(f"cannot write to output folder {out_dir}: {e.strerror or e}") from None
 
 
-def build_suite(out_dir: str | Path, n: int = 60, seed: int = 0, progress: bool = False) -> Path:
+def build_suite(
+    out_dir: str | Path, n: int = 60, seed: int = 0, on_progress: OnProgress | None = None
+) -> Path:
     """Generate `n` tasks into `out_dir`; return the path of `instances.jsonl`. Same seed, same suite."""
     if not isinstance(n, int) or n < 1 or n > MAX_N:
         raise UserError(f"--n must be between 1 and {MAX_N} (got {n})")
@@ -681,21 +683,12 @@ def build_suite(out_dir: str | Path, n: int = 60, seed: int = 0, progress: bool 
         shutil.rmtree(repos_dir)
     repos_dir.mkdir(parents=True)
     instances = []
-    bar = None
-    if progress:
-        bar = make_progress(transient=True)
-        bar.start()
-        job = bar.add_task("writing repositories", total=len(used), status="")
-    try:
-        for r in used:
-            bases = write_repo(r, repos_dir / f"{OWNER}__{r.name}.git")
-            for t in sorted(r.tasks, key=lambda t: t["number"]):
-                instances.append(_instance(r, t, bases[t["instance_id"]], test_repos, rng))
-            if bar:
-                bar.advance(job)
-    finally:
-        if bar:
-            bar.stop()
+    report = on_progress or (lambda *a: None)
+    for k, r in enumerate(used, 1):
+        bases = write_repo(r, repos_dir / f"{OWNER}__{r.name}.git")
+        for t in sorted(r.tasks, key=lambda t: t["number"]):
+            instances.append(_instance(r, t, bases[t["instance_id"]], test_repos, rng))
+        report("writing repositories", k, len(used), "")
     instances.sort(key=lambda i: (i["repo"], int(i["instance_id"].rsplit("-", 1)[1])))
     path = out_dir / "instances.jsonl"
     write_jsonl(path, instances)

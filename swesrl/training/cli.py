@@ -372,7 +372,7 @@ def train_pipeline_cmd(
     from swesrl.training.pipeline import run_pipeline
     from swesrl.training.rlvr import load_rlvr_config
     from swesrl.training.srl import load_srl_config
-    from swesrl.utils import UserError
+    from swesrl.utils import UserError, progress_bars
 
     by_stage: dict[str, list[str]] = {"srl": [], "rlvr": []}
     for o in override or []:
@@ -380,8 +380,11 @@ def train_pipeline_cmd(
         if stage not in by_stage or not rest:
             raise UserError(f"pipeline overrides start with srl. or rlvr., got: {o!r}")
         by_stage[stage].append(rest)
-    result = run_pipeline(
-        load_srl_config(srl_config, by_stage["srl"]), load_rlvr_config(rlvr_config, by_stage["rlvr"])
-    )
+    with progress_bars() as on_progress:
+        result = run_pipeline(
+            load_srl_config(srl_config, by_stage["srl"]),
+            load_rlvr_config(rlvr_config, by_stage["rlvr"]),
+            on_progress=on_progress,
+        )
     _print_summary("SRL", result["srl"])
     _print_summary("RLVR", result["rlvr"])

@@ -1,46 +1,97 @@
-"""SRL then RLVR (the paper's best recipe), resumable at any stage.
+"""Pipelines: stages run in order, each resumable; a finished stage is skipped when the pipeline runs again.
 
-Each stage writes its own checkpoints and resumes from them; a finished stage leaves
-`DONE` in its output folder and is skipped when the pipeline runs again. RLVR starts from
-SRL's final model.
+`Pipeline.stage(name, fn)` runs `fn()` unless the stage's marker exists, then writes the marker (the
+stage's result as JSON, plus `_seconds`) last, atomically: a killed run leaves no marker for the stage
+it was in, which runs again (trainers resume from their newest checkpoint, agent runs and evaluations
+skip finished instances). `swesrl train pipeline` (`run_pipeline`: SRL, then RLVR from SRL's final
+model; markers `DONE` in each stage's output folder) and `swesrl demo` (`swesrl/demo.py`; markers
+`OUT/stages/<name>.json`) are both compositions of it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+from swesrl.training.progress import step_progress
 from swesrl.training.rlvr import RLVRConfig, train_rlvr
 from swesrl.training.srl import SRLConfig, train_srl
-from swesrl.utils import atomic_write_json
+from swesrl.utils import OnProgress, UserError, atomic_write_json
 
 log = logging.getLogger(__name__)
 
-
-def stage_done(out_dir: str | Path) -> dict | None:
-    marker = Path(out_dir) / "DONE"
-    return json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else None
+OnStage = Callable[[str, str], None]
+"""`on_stage(name, event)`, event `start`, `skip` or `done`: where a stage begins, is skipped, ends."""
 
 
-def _run_stage(name: str, out_dir: str | Path, train: Callable[[], dict]) -> dict:
-    """Run one stage unless its DONE marker exists; write the marker when it finishes."""
-    done = stage_done(out_dir)
-    if done:
-        log.info("%s already finished (%s); skipping", name, out_dir)
-        return done
-    summary = train()
-    atomic_write_json(Path(out_dir) / "DONE", _flat(summary))
-    return summary
+def stage_done(marker: str | Path) -> dict | None:
+    """A finished stage's result, from its marker file (or the `DONE` file of a folder), or None."""
+    p = Path(marker)
+    p = p / "DONE" if p.is_dir() else p
+    return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
 
 
-def run_pipeline(srl: SRLConfig, rlvr: RLVRConfig) -> dict:
-    srl_summary = _run_stage("SRL", srl.output.dir, lambda: train_srl(srl))
+class Pipeline:
+    """Stages with markers in `stages_dir` (`<name>.json`) unless a stage names its own marker."""
+
+    def __init__(self, stages_dir: str | Path, on_stage: OnStage | None = None):
+        self.stages_dir = Path(stages_dir)
+        self.on_stage = on_stage or (lambda name, event: None)
+        self.seconds: dict[str, float] = {}
+
+    def settings(self, settings: dict, what: str = "run") -> None:
+        """Record the run's settings (`run.json`); a folder holding a run with other settings is refused,
+        not mixed in."""
+        path = self.stages_dir / "run.json"
+        old = stage_done(path)
+        if old is not None and old != settings:
+            raise UserError(
+                f"{self.stages_dir.parent} holds a {what} with other settings ({path}); use another folder "
+                "or the same settings"
+            )
+        atomic_write_json(path, settings)
+
+    def stage(self, name: str, fn: Callable[[], dict], marker: str | Path | None = None) -> dict:
+        path = Path(marker) if marker is not None else self.stages_dir / f"{name}.json"
+        prev = stage_done(path)
+        if prev is not None:
+            log.info("%s: finished earlier (%s), skipped", name, path)
+            self.seconds[name] = prev.get("_seconds", 0.0)
+            self.on_stage(name, "skip")
+            return prev
+        self.on_stage(name, "start")
+        t0 = time.monotonic()
+        result = dict(fn())
+        result["_seconds"] = round(time.monotonic() - t0, 1)
+        self.seconds[name] = result["_seconds"]
+        atomic_write_json(path, result)
+        log.info("%s: finished in %.0fs", name, result["_seconds"])
+        self.on_stage(name, "done")
+        return result
+
+
+def run_pipeline(
+    srl: SRLConfig, rlvr: RLVRConfig, on_stage: OnStage | None = None, on_progress: OnProgress | None = None
+) -> dict:
+    """SRL, then RLVR from SRL's final model; markers `DONE` in each stage's output folder; each training
+    stage reports its steps to `on_progress` (labels `SRL`, `RLVR`)."""
+    pipe = Pipeline(srl.output.dir, on_stage)
+    srl_summary = pipe.stage(
+        "SRL",
+        lambda: _flat(train_srl(srl, step_progress(on_progress, "SRL"))),
+        marker=Path(srl.output.dir) / "DONE",
+    )
     rlvr = rlvr.model_copy(
         update={"model": rlvr.model.model_copy(update={"path": srl_summary["final_model"]})}
     )
-    rlvr_summary = _run_stage("RLVR", rlvr.output.dir, lambda: train_rlvr(rlvr))
+    rlvr_summary = pipe.stage(
+        "RLVR",
+        lambda: _flat(train_rlvr(rlvr, step_progress(on_progress, "RLVR"))),
+        marker=Path(rlvr.output.dir) / "DONE",
+    )
     return {"srl": srl_summary, "rlvr": rlvr_summary}
 
 

@@ -42,3 +42,12 @@ def metrics_line(metrics: dict) -> str:
             except (TypeError, ValueError):
                 continue
     return " ".join(parts)
+
+
+def step_progress(
+    on_progress: Callable[[str, int, int | None, str], None] | None, label: str
+) -> OnStep | None:
+    """A trainer's `on_step` hook that reports to an `OnProgress` (`swesrl.utils`) under `label`."""
+    if on_progress is None:
+        return None
+    return lambda step, max_steps, metrics: on_progress(label, step, max_steps or None, metrics_line(metrics))

@@ -9,11 +9,18 @@ saves both with `save_pretrained`. Load it back with `AutoTokenizer` / `AutoMode
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
+from swesrl.utils import UserError
+
 log = logging.getLogger(__name__)
+
+SHIPPED_CHECKPOINT = Path(__file__).parent.parent / "checkpoints" / "tiny-demo"
+"""The demo's starting checkpoint, made by `scripts/pretrain_tiny.py`."""
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 ACTION_TOKENS = [
@@ -146,3 +153,44 @@ def build_tiny_model(
     n = sum(p.numel() for p in model.parameters())
     log.info("tiny model: %d parameters, vocab %d -> %s", n, len(tokenizer), out)
     return out
+
+
+def count_parameters(path: str | Path) -> int:
+    """Parameters of a saved Qwen2-architecture model, from its config.json alone."""
+    cfg = json.loads((Path(path) / "config.json").read_text())
+    h, n_layers, v = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["vocab_size"]
+    inter = cfg["intermediate_size"]
+    kv = h // cfg["num_attention_heads"] * cfg.get("num_key_value_heads", cfg["num_attention_heads"])
+    per_layer = h * h * 2 + 2 * h * kv + 3 * h * inter + 2 * h + h + 2 * kv
+    return v * h + n_layers * per_layer + h + (0 if cfg.get("tie_word_embeddings", True) else v * h)
+
+
+def starting_model(dest: str | Path, checkpoint: str, texts: Iterable[str], seed: int = 0) -> dict:
+    """Put the starting policy in `dest`: a copy of the shipped checkpoint (`shipped`) or of a model
+    folder, or (`scratch`, or `shipped` when none is shipped) a fresh tiny model whose tokenizer is
+    trained on `texts`. Returns {path, source, parameters}."""
+    dest = Path(dest)
+    if dest.exists():
+        shutil.rmtree(dest)
+    if checkpoint == "scratch" or (
+        checkpoint == "shipped" and not (SHIPPED_CHECKPOINT / "config.json").is_file()
+    ):
+        if checkpoint == "shipped":
+            log.warning("no shipped checkpoint at %s; starting from a fresh tiny model", SHIPPED_CHECKPOINT)
+        build_tiny_model(
+            dest,
+            texts=list(texts),
+            seed=seed,
+            hidden_size=128,
+            num_layers=4,
+            intermediate_size=384,
+            max_position_embeddings=4096,
+        )
+        source = "scratch"
+    else:
+        src = SHIPPED_CHECKPOINT if checkpoint == "shipped" else Path(checkpoint)
+        if not (src / "config.json").is_file():
+            raise UserError(f"model checkpoint not found: {src} (expected a folder with config.json)")
+        shutil.copytree(src, dest)
+        source = str(src)
+    return {"path": str(dest), "source": source, "parameters": count_parameters(dest)}

@@ -74,9 +74,7 @@ def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_summary(bundled, tmp
     assert "resuming killed" in r.stdout + r.stderr
     resumed = json.loads((out / "killed" / "summary.json").read_text())
     preds = [json.loads(x) for x in pf.read_text().splitlines()]
-    full = evaluate(
-        insts, preds, out, "uninterrupted", timeout=300, mirror=path.parent / "repos", progress=False
-    )
+    full = evaluate(insts, preds, out, "uninterrupted", timeout=300, mirror=path.parent / "repos")
     assert normalised(resumed) == normalised(full)
     assert resumed["resolved_ids"] == sorted(i["instance_id"] for i in insts[:2])  # gold resolves
     assert resumed["empty_patch_ids"] == [insts[2]["instance_id"]]

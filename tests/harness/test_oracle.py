@@ -8,10 +8,10 @@ import subprocess
 from swesrl.envs.base import SandboxConfig
 from swesrl.harness import grade_patch
 from swesrl.harness.oracle import (
-    OracleConfig,
     RepoReader,
     build_messages,
     edits_to_patch,
+    load_oracle_config,
     oracle_files,
     replace_once,
     resolve_path,
@@ -119,16 +119,16 @@ def test_run_oracle_writes_predictions_that_resolve(calc_suite, calc_mirror, tmp
     files = oracle_files(inst, calc_mirror, reader)
     reader.close()
     assert list(files) == ["calc/ops.py"] and "return a - b" in files["calc/ops.py"]
-    msgs = build_messages(inst, files, OracleConfig())
+    msgs = build_messages(inst, files, load_oracle_config())
     assert inst["problem_statement"] in msgs[1]["content"] and files["calc/ops.py"] in msgs[1]["content"]
 
     model = GoldEditModel({"add() subtracts": ("calc/ops.py", "    return a - b\n", "    return a + b\n")})
     chosen = [insts["demo__calc-1"], insts["demo__calc-2"]]
-    res = run_oracle(chosen, model, tmp_path, calc_mirror, progress=False)
+    res = run_oracle(chosen, model, tmp_path, calc_mirror)
     assert res["written"] == 2 and res["empty"] == 1  # calc-2 needs neg(): the stand-in has no fix
     rows = [json.loads(x) for x in (tmp_path / "predictions.jsonl").read_text().splitlines()]
     assert [r["instance_id"] for r in rows] == ["demo__calc-1", "demo__calc-2"]
     rep = grade_patch(inst, rows[0]["model_patch"], SandboxConfig(), calc_mirror, timeout=120)
     assert rep["resolved"] is True
-    again = run_oracle(chosen, model, tmp_path, calc_mirror, progress=False)
+    again = run_oracle(chosen, model, tmp_path, calc_mirror)
     assert again["written"] == 0 and again["skipped"] == 2 and len(model.prompts) == 2

@@ -182,7 +182,7 @@ def test_evaluate_writes_reports_summary_and_handles_bad_input(calc_suite, calc_
     assert s2["error_ids"] == ["demo__calc-nocmd"] and s2["completed_instances"] == 2
     # a changed prediction under the same run id is graded again, not reported stale
     fixed[0] = {**fixed[0], "model_patch": insts["demo__calc-1"]["patch"]}
-    s3 = evaluate(instances, fixed, out, "r1", timeout=120, mirror=calc_mirror, progress=False)
+    s3 = evaluate(instances, fixed, out, "r1", timeout=120, mirror=calc_mirror)
     assert s3["resolved_ids"] == ["demo__calc-1", "demo__calc-2"] and s3["unresolved_ids"] == []
 
 

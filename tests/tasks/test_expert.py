@@ -14,7 +14,15 @@ from swesrl.agent.loop import load_agent_config, render_observation
 from swesrl.core.actions import parse_action
 from swesrl.core.instances import default_mirror, load_instances
 from swesrl.envs.base import Observation
-from swesrl.tasks.expert import ScriptedExpert, solve
+from swesrl.tasks.expert import (
+    MISTAKE_STEP,
+    ScriptedExpert,
+    relabel_mistakes,
+    short_expert_turns,
+    solve,
+    unique_edit,
+)
+from swesrl.utils import iter_jsonl, write_jsonl
 
 
 def check_format(traj: dict) -> list[str]:
@@ -103,3 +111,68 @@ def test_expert_cli(bundled_suite, tmp_path):
     res = subprocess.run([*cmd, "--out", str(blocker / "t.jsonl")], capture_output=True, text=True)
     assert res.returncode != 0 and "cannot write trajectories" in res.stderr
     assert res.stderr.strip().count("\n") == 0
+
+
+PATCH = """diff --git a/pkg/m.py b/pkg/m.py
+--- a/pkg/m.py
++++ b/pkg/m.py
+@@ -1,6 +1,6 @@
+ def f(x):
+     y = x
+-    return y
++    return y + 1
+ 
+ def g(x):
+     return y
+"""
+FILE = "def f(x):\n    y = x\n    return y\n\ndef g(x):\n    return y\n"
+
+
+def test_short_expert_edit_is_unique_in_the_file():
+    path, old, new = unique_edit(PATCH, FILE)
+    assert path == "pkg/m.py"
+    assert FILE.count(old) == 1
+    assert FILE.replace(old, new) == FILE.replace("    return y\n\ndef g", "    return y + 1\n\ndef g")
+
+
+INSTANCE = {
+    "instance_id": "x__m-1",
+    "problem_statement": "`f` is off\n\nfrom pkg.m import f\n",
+    "patch": PATCH,
+}
+
+
+def test_recovery_expert_makes_a_refused_edit_then_the_right_one():
+    plain = short_expert_turns(INSTANCE, FILE)
+    turns = short_expert_turns(INSTANCE, FILE, recovery=True)
+    assert len(plain) == 4 and len(turns) == 5
+    assert turns[:MISTAKE_STEP] == plain[:MISTAKE_STEP] and turns[-1] == plain[-1]
+    right = plain[MISTAKE_STEP].split("</think>")[1]
+    assert turns[MISTAKE_STEP + 1].split("</think>")[1] == right
+    wrong = turns[MISTAKE_STEP]
+    fixed = "    y = x\n    return y + 1"  # the right edit's new_str (old_str widened until unique)
+    assert f"<parameter=new_str>{fixed}</parameter>" in right
+    assert f"<parameter=old_str>{fixed}</parameter>" in wrong and fixed not in FILE  # refused by the editor
+    # when the fixed code is in the file the wrong edit would apply: no mistake then
+    assert len(short_expert_turns(INSTANCE, FILE + f"\ndef h(x):\n{fixed}\n", recovery=True)) == 4
+
+
+def test_relabel_mistakes_never_trains_the_wrong_edit(tmp_path):
+    def row(iid, step, n, action, thought="t"):
+        return {
+            "instance_id": iid,
+            "step": step,
+            "n_steps": n,
+            "prompt": [],
+            "expert_action": action,
+            "expert_thought": thought,
+        }
+
+    rows = [row("a", s, 5, f"a{s}", f"ta{s}") for s in range(5)] + [row("b", s, 4, f"b{s}") for s in range(4)]
+    path = tmp_path / "srl.jsonl"
+    write_jsonl(path, rows)
+    assert relabel_mistakes(path, {"a", "b"}) == 1  # b made no mistake (4 steps)
+    out = {(r["instance_id"], r["step"]): r for r in iter_jsonl(path)}
+    assert out[("a", MISTAKE_STEP)]["expert_action"] == f"a{MISTAKE_STEP + 1}"
+    assert out[("a", MISTAKE_STEP)]["expert_thought"] == f"ta{MISTAKE_STEP}"
+    assert [out[("b", s)]["expert_action"] for s in range(4)] == ["b0", "b1", "b2", "b3"]
