@@ -46,24 +46,26 @@ def arm_old(suite: Path, out: Path, ids: list[str], g: int, workers: int, max_to
             return replies
 
     old.PolicyModel = CountingPolicy
-    cfg = old.load_rlvr_config(
-        "rlvr_tiny.yaml",
-        [
-            f"model.path={TINY}",
-            f"data.instances={suite}",
-            "data.split=null",
-            f"data.ids=[{', '.join(ids)}]",
-            f"output.dir={out}",
-            "output.plots=false",
-            "agent=[agent.yaml, agent_tiny.yaml, step_limit=6]",
-            f"train.prompts_per_step={len(ids)}",
-            f"train.num_generations={g}",
-            "train.max_steps=1",
-            f"train.max_new_tokens={max_tokens}",
-            f"train.workers={workers}",
-            "train.max_rounds=1",
-            "train.micro_batch_size=4",
-        ],
+    cfg = old.RLVRConfig.model_validate(  # the old schema (rlvr_tiny.yaml now holds the new one)
+        {
+            "model": {"path": str(TINY), "dtype": "float32"},
+            "data": {"instances": str(suite), "ids": ids},
+            "agent": ["agent.yaml", "agent_tiny.yaml", "step_limit=6"],
+            "sandbox": {"backend": "local", "timeout": 30},
+            "grade_timeout": 120,
+            "train": {
+                "prompts_per_step": len(ids),
+                "num_generations": g,
+                "micro_batch_size": 4,
+                "learning_rate": 1e-4,
+                "max_steps": 1,
+                "temperature": 1.0,
+                "max_new_tokens": max_tokens,
+                "max_rounds": 1,
+                "workers": workers,
+            },
+            "output": {"dir": str(out), "save_steps": 1, "plots": False},
+        }
     )
     summary = old.train_rlvr(cfg)
     m = summary["metrics"]
@@ -139,7 +141,9 @@ def main() -> None:
             cmd = [sys.executable, __file__, "--child", arm, "--suite", str(suite), "--out", str(out)]
             cmd += ["--ids", *ids, "--workers", str(episodes), "--generations", str(args.generations)]
             cmd += ["--max-tokens", str(args.max_tokens)]
-            subprocess.run(cmd, check=True, env=env, capture_output=True, text=True)
+            r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            if r.returncode:
+                raise SystemExit(f"{arm} arm failed:\n{r.stderr[-3000:]}")
             runs[arm].append(json.loads((out / "result.json").read_text()))
 
     def summary(rs: list[dict]) -> dict:

@@ -199,6 +199,11 @@ def make_rlvr_trainer_class():
             if self.use_vllm:
                 episodes, stats = run_episodes(instances, self.setup, self._backend(None), self._tokenizer)
             else:
+                # On CPU the rollout generates with one intra-op thread: spinning OpenMP workers starve
+                # the episodes' sandbox processes (8 episodes: 28.6 s -> 10.7 s measured on 2 cores).
+                threads = torch.get_num_threads()
+                if self.accelerator.device.type == "cpu":
+                    torch.set_num_threads(1)
                 with (
                     unwrap_model_for_generation(
                         self.model_wrapped,
@@ -209,9 +214,12 @@ def make_rlvr_trainer_class():
                     torch.no_grad(),
                     self._dist.summon_full_params(self.model_wrapped, recurse=False),
                 ):
-                    episodes, stats = run_episodes(
-                        instances, self.setup, self._backend(model), self._tokenizer
-                    )
+                    try:
+                        episodes, stats = run_episodes(
+                            instances, self.setup, self._backend(model), self._tokenizer
+                        )
+                    finally:
+                        torch.set_num_threads(threads)
             first = self.accelerator.process_index * KEY_STRIDE + len(self._episodes)
             self._round_keys = list(range(first, first + len(episodes)))
             self._episodes.update(zip(self._round_keys, episodes, strict=True))

@@ -248,6 +248,7 @@ class TurnEngine:
         self.active = 0
         self.calls = 0
         self.generated_tokens = 0
+        self.batches: list[tuple[int, int, float]] = []  # (turns, longest reply, seconds) per call
 
     def join(self) -> None:
         with self.lock:
@@ -290,7 +291,9 @@ class TurnEngine:
                 continue
             batch, pending = pending[: self.max_batch], pending[self.max_batch :]
             try:
+                t0 = time.perf_counter()
                 outs = self.backend.generate([b["prompt"] for b in batch])
+                self.batches.append((len(batch), max(len(o[0]) for o in outs), time.perf_counter() - t0))
                 self.calls += 1
                 for b, o in zip(batch, outs, strict=True):
                     b["out"] = o
@@ -489,6 +492,8 @@ def run_episodes(
         "generated_tokens": engine.generated_tokens,
         "generate_calls": engine.calls,
         "turns": sum(len(e.turns) for e in episodes),
+        "generate_seconds": sum(b[2] for b in engine.batches),
+        "mean_batch": sum(b[0] for b in engine.batches) / max(len(engine.batches), 1),
         "rollout_seconds": wall,
     }
     return episodes, stats
