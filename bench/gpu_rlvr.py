@@ -41,7 +41,7 @@ def main() -> None:
 
     from swesrl.tasks import build_suite
     from swesrl.training.rlvr import load_rlvr_config, train_rlvr
-    from swesrl.training.tiny import build_tiny_model
+    from swesrl.training.tiny import HALF_B_SHAPE, build_tiny_model
 
     cuda = torch.cuda.is_available()
     if not cuda and not args.dry_run:
@@ -53,16 +53,7 @@ def main() -> None:
     if args.dry_run:
         model_dir = build_tiny_model(work / "model", seed=0)
     else:  # ~0.5B parameters: 24 layers of width 1024 (Qwen2.5-0.5B-like depth and MLP ratio)
-        model_dir = build_tiny_model(
-            work / "model",
-            vocab_size=16384,
-            hidden_size=1024,
-            num_layers=24,
-            num_heads=16,
-            intermediate_size=5632,
-            max_position_embeddings=8192,
-            seed=0,
-        )
+        model_dir = build_tiny_model(work / "model", seed=0, **HALF_B_SHAPE)
     build_s = time.perf_counter() - t0
     suite = build_suite(work / "suite", n=max(args.instances, 4), seed=3)
     episodes = args.instances * args.generations

@@ -63,7 +63,7 @@ def main() -> None:
 
     from swesrl.config import load_config
     from swesrl.training.srl import SRLConfig, train_srl
-    from swesrl.training.tiny import build_tiny_model
+    from swesrl.training.tiny import HALF_B_SHAPE, build_tiny_model
 
     cuda = torch.cuda.is_available()
     if not cuda and not args.dry_run:
@@ -75,16 +75,7 @@ def main() -> None:
     if args.dry_run:
         model_dir = build_tiny_model(work / "model", seed=0)
     else:  # ~0.5B parameters: 24 layers of width 1024 (Qwen2.5-0.5B-like depth and MLP ratio)
-        model_dir = build_tiny_model(
-            work / "model",
-            vocab_size=16384,
-            hidden_size=1024,
-            num_layers=24,
-            num_heads=16,
-            intermediate_size=5632,
-            max_position_embeddings=8192,
-            seed=0,
-        )
+        model_dir = build_tiny_model(work / "model", seed=0, **HALF_B_SHAPE)
     build_s = time.perf_counter() - t0
     synthetic_srl(work / "srl.jsonl", max(64, args.prompts * 4), obs_lines=4 if args.dry_run else 40)
     micro = args.prompts * args.generations if args.dry_run else 16

@@ -111,6 +111,17 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 1024):
     return fast
 
 
+HALF_B_SHAPE = dict(
+    vocab_size=16384,
+    hidden_size=1024,
+    num_layers=24,
+    num_heads=16,
+    intermediate_size=5632,
+    max_position_embeddings=8192,
+)
+"""~0.5B parameters (Qwen2.5-0.5B-like depth and MLP ratio): the random-init model of the GPU benches."""
+
+
 def build_tiny_model(
     out_dir: str | Path,
     texts: Iterable[str] | None = None,
