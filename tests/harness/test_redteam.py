@@ -100,6 +100,15 @@ ATTACKS = {
         "pyproject.toml": '[tool.pytest.ini_options]\naddopts = "-p calc._speedups"\n',
         PLUGIN: MAKEREPORT,
     },
+    # pytest looks for its ini file first in the common ancestor of the test paths (tests/)
+    "tests-dir-pytest.ini-plugin": {
+        "tests/pytest.ini": "[pytest]\naddopts = -p calc._speedups\n",
+        PLUGIN: MAKEREPORT,
+    },
+    "tests-dir-tox.ini-plugin": {
+        "tests/tox.ini": "[pytest]\naddopts = -p calc._speedups\n",
+        PLUGIN: MAKEREPORT,
+    },
     "shadow-pytest": {"pytest.py": FAKE_PYTEST},
     "shadow-pytest-package": {"pytest/__init__.py": "", "pytest/__main__.py": FAKE_PYTEST},
     "sitecustomize": {
