@@ -55,11 +55,13 @@ def env_for_instance(instance, config: SandboxConfig, mirror: str | Path | None 
     else SWE-bench's official image (`config.image_namespace`), the image its grading uses."""
 
     source = repo_source(instance, mirror)
-    if source is None and config.backend == "docker" and not instance.get("test_cmd"):
+    if (
+        source is None
+        and config.backend == "docker"
+        and (instance.get("image_name") or not instance.get("test_cmd"))
+    ):
         image = instance.get("image_name") or official_image(instance["instance_id"], config.image_namespace)
         return make_env(None, instance["base_commit"], config, image=image)  # repo is in the image
-    if source is None and config.backend == "docker" and instance.get("image_name"):
-        return make_env(None, instance["base_commit"], config, image=instance["image_name"])
     if source is None:
         raise UserError(
             f"{instance['instance_id']}: no repository for {instance['repo']} in mirror {mirror} "
