@@ -39,7 +39,7 @@ def main() -> None:
 
     from swesrl.core.instances import load_instances
     from swesrl.harness import evaluate
-    from swesrl.harness.run import gold_predictions
+    from swesrl.harness.predictions import gold_predictions
     from swesrl.tasks import build_suite
 
     console = Console()

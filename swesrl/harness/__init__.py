@@ -5,7 +5,9 @@ report = grade_patch(instance, patch, SandboxConfig(backend="local"), mirror="ta
 report["resolved"]  # the RLVR reward
 """
 
+from swesrl.harness.evaluation import evaluate, validate_dataset
 from swesrl.harness.grading import Status
-from swesrl.harness.run import evaluate, grade_patch, load_predictions, validate_dataset
+from swesrl.harness.instance import grade_patch
+from swesrl.harness.predictions import load_predictions
 
 __all__ = ["Status", "evaluate", "grade_patch", "load_predictions", "validate_dataset"]

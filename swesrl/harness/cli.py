@@ -138,7 +138,7 @@ def eval_cmd(
     from rich.table import Table
 
     from swesrl.core.instances import default_mirror
-    from swesrl.harness.run import evaluate, load_predictions, validate_dataset
+    from swesrl.harness import evaluate, load_predictions, validate_dataset
     from swesrl.utils import UserError
 
     console = Console(stderr=True)

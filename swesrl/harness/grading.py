@@ -1,6 +1,6 @@
 """Grade a test run: parse its log with swebench's parsers, grade with swebench's functions.
 
-The inputs are trusted by construction (see `run.py`): `section` is exactly what the test command
+The inputs are trusted by construction (see `instance.py`): `section` is exactly what the test command
 wrote (it ran with its output redirected to a file of its own, so nothing printed before or after
 it counts), and `exit_code` comes from the sandbox, not from a line in the log. On top of
 `swebench.harness.grading` two rules keep printed output from scoring:

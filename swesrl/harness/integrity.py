@@ -1,7 +1,7 @@
 """What keeps code under test from grading itself: test-infrastructure reset and the reporter check.
 
 Threat: under RL a policy's patch optimises whatever the grader lets through. Two defences sit
-between `git apply` of the model patch and grading (`run.py` calls them):
+between `git apply` of the model patch and grading (`instance.py` calls them):
 
 * **Test infrastructure a patch touches is reset** before the tests run (back to base_commit, or
   removed if the patch added it), and the report lists it: conftest.py at any depth; pytest.ini,

@@ -15,7 +15,7 @@ in this order of precedence:
    `<namespace>/sweb.eval.x86_64.<instance_id with "__" -> "_1776_">`. A repository or version
    that table lacks is an error naming it: such an instance needs `test_cmd` or `eval_script`.
 
-`run.py` runs the script in two commands split at the `>>>>> Start Test Output` / `End` markers
+`instance.py` runs the script in two commands split at the `>>>>> Start Test Output` / `End` markers
 (`split_eval_script`): the set-up, then the test lines, whose output alone is the test log.
 """
 

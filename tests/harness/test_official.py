@@ -3,7 +3,7 @@
 `tests/harness/data/swebench41_eval_scripts.json.gz` holds, for every (repo, version) of swebench
 4.1's `MAP_REPO_VERSION_TO_SPECS` and each synthetic instance, the script swebench 4.1's
 `make_test_spec` returned (made by `scripts/gen_swebench_specs.py`), so no network and no swebench
-4.1 are needed here. Then how `run.py` splits and runs such scripts.
+4.1 are needed here. Then how `instance.py` splits and runs such scripts.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pytest
 
 from swesrl.envs.base import SandboxConfig
 from swesrl.harness import Status, grade_patch, official
-from swesrl.harness.run import ACTIVATE, _eval_parts
+from swesrl.harness.instance import ACTIVATE, _eval_parts
 from swesrl.harness.spec import make_eval_spec, split_eval_script
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,7 +101,7 @@ def test_regenerating_with_swebench41_gives_the_same_files(tmp_path):
     assert (tmp_path / "e.json.gz").read_bytes() == FIXTURE.read_bytes()
 
 
-# -- how run.py runs an eval script --------------------------------------------------------
+# -- how instance.py runs an eval script ------------------------------------------------------
 
 
 def test_split_skips_markers_inside_heredocs_and_keeps_the_header():
