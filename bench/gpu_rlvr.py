@@ -39,6 +39,7 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from swesrl.agent.models import load_pretrained
     from swesrl.tasks import build_suite
     from swesrl.training.rlvr import load_rlvr_config, train_rlvr
     from swesrl.training.tiny import HALF_B_SHAPE, build_tiny_model
@@ -95,12 +96,7 @@ def main() -> None:
 
     result = {
         "device": torch.cuda.get_device_name(0) if cuda else "cpu (dry run)",
-        "params": sum(
-            p.numel()
-            for p in __import__("transformers")
-            .AutoModelForCausalLM.from_pretrained(summary["final_model"])
-            .parameters()
-        ),
+        "params": sum(p.numel() for p in load_pretrained(summary["final_model"])[0].parameters()),
         "steps": summary["global_step"],
         "episodes_per_step": episodes,
         "max_turn_tokens": args.turn_tokens,

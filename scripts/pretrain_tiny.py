@@ -56,7 +56,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from swesrl.agent.models import HFModel  # noqa: E402
+from swesrl.agent.models import HFModel, load_pretrained  # noqa: E402
 from swesrl.config import load_config  # noqa: E402
 from swesrl.demo import DemoConfig, prepare  # noqa: E402
 from swesrl.harness import evaluate  # noqa: E402
@@ -181,7 +181,6 @@ def main() -> None:
     choose_omp_wait_policy()  # before torch loads
 
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from swesrl.training.tiny import build_tiny_model
 
@@ -237,8 +236,7 @@ def main() -> None:
             intermediate_size=3 * args.hidden,
             max_position_embeddings=2048,
         )
-    tok = AutoTokenizer.from_pretrained(str(model_dir))
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+    model, tok = load_pretrained(str(model_dir), "float32")
     n_params = sum(p.numel() for p in model.parameters())
     aug_rng = random.Random(args.seed + 7919)
     banned_names = {b.split("/")[-1] for b in banned}  # held-out repository names never appear

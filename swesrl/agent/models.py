@@ -39,6 +39,39 @@ def cut_at_stop(text: str) -> str:
     return text if i < 0 else text[: i + len(STOP)]
 
 
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def load_pretrained(path: str, dtype: str = "auto", attn_implementation: str | None = None):
+    """(model, tokenizer) of a causal LM with a chat template: the one loader of the project (the
+    `hf:` backend, the trainers, the benches). A missing folder, a folder without config.json, a
+    tokenizer without a chat template or a load error is one `UserError` line; a tokenizer without a
+    pad token pads with EOS."""
+    local = Path(path).expanduser()
+    if local.is_dir() and not (local / "config.json").is_file():
+        raise UserError(f"cannot load model {path}: no config.json in that folder")
+    if not local.exists() and (path.startswith(("/", ".", "~")) or path.count("/") > 1):
+        raise UserError(f"model not found: {path} (no such folder, and not a Hub name owner/model)")
+    if dtype not in DTYPES:
+        raise UserError(f"unknown dtype {dtype!r}; one of {', '.join(DTYPES)}")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kw: dict[str, Any] = {"dtype": dtype if dtype == "auto" else getattr(torch, dtype)}
+    if attn_implementation:
+        kw["attn_implementation"] = attn_implementation
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, **kw)
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot load model {path}: {str(e).splitlines()[0]}") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if not tokenizer.chat_template:
+        raise UserError(f"{path}: the tokenizer has no chat template")
+    return model, tokenizer
+
+
 class HFModel:
     """A transformers causal LM with its chat template; thread-safe, and calls made at the same time
     from several threads (`swesrl run --workers N`) run as one padded batch."""
@@ -46,25 +79,13 @@ class HFModel:
     def __init__(
         self, path: str, device: str | None = None, dtype: str | None = None, max_new_tokens: int = 1024
     ):
-        local = Path(path)
-        if local.is_dir() and not (local / "config.json").is_file():
-            raise UserError(f"cannot load hf model {path}: no config.json in that folder")
-        if not local.exists() and (path.startswith(("/", ".", "~")) or path.count("/") > 1):
-            raise UserError(f"cannot load hf model {path}: no such folder")
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.name = f"hf:{path}"
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        torch_dtype = (
-            getattr(torch, dtype) if dtype else (torch.bfloat16 if self.device == "cuda" else torch.float32)
-        )
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(path)
-            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(self.device)
-        except (OSError, ValueError) as e:
-            raise UserError(f"cannot load hf model {path}: {str(e).splitlines()[0]}") from None
-        self._serve(model, tokenizer, max_new_tokens)
+        dtype = dtype or ("bfloat16" if self.device == "cuda" else "float32")
+        model, tokenizer = load_pretrained(path, dtype)
+        self._serve(model.to(self.device), tokenizer, max_new_tokens)
 
     @classmethod
     def wrap(

@@ -35,10 +35,11 @@ import os
 import random
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
+from swesrl.agent.models import load_pretrained
 from swesrl.config import StrictModel, load_config
 from swesrl.training.context import chat_tokens, context_length, fit_context
 from swesrl.training.exec_reward import ExecutionConfig, ExecutionScorer, execution_reward
@@ -202,27 +203,8 @@ def load_srl_dataset(path: str | Path, limit: int | None = None):
 
 
 def load_policy(cfg: ModelConfig):
-    """(model, tokenizer); a missing model is one clear line."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    looks_local = cfg.path.startswith((".", "/", "~")) or cfg.path.count("/") != 1
-    if looks_local and not Path(cfg.path).expanduser().exists():
-        raise UserError(f"model not found: {cfg.path}")
-    dtype = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-    kw: dict[str, Any] = {"dtype": dtype[cfg.dtype]}
-    if cfg.attn_implementation:
-        kw["attn_implementation"] = cfg.attn_implementation
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(cfg.path)
-        model = AutoModelForCausalLM.from_pretrained(cfg.path, **kw)
-    except (OSError, ValueError) as e:
-        raise UserError(f"cannot load model {cfg.path}: {str(e).splitlines()[0]}") from None
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    if not tokenizer.chat_template:
-        raise UserError(f"{cfg.path}: the tokenizer has no chat template")
-    return model, tokenizer
+    """(model, tokenizer) of the policy (`agent.models.load_pretrained`, the one loader)."""
+    return load_pretrained(cfg.path, cfg.dtype, cfg.attn_implementation)
 
 
 def make_reward_func(cfg: RewardConfig):

@@ -30,7 +30,7 @@ def test_get_model_rejects_unknown_specs(tmp_path):
             get_model(spec)
     with pytest.raises(UserError, match="not found"):
         get_model(f"replay:{tmp_path / 'missing.jsonl'}")
-    with pytest.raises(UserError, match="cannot load hf model"):
+    with pytest.raises(UserError, match="cannot load model"):
         get_model(f"hf:{tmp_path}")
 
 
