@@ -28,7 +28,9 @@ out (TRL's `env_mask`). How each context policy (`agent.context.kind`) maps to t
   sampling, each kept episode's row becomes its turns (`RLVRTrainer._expand_turns`); old / reference
   log-probs are computed on the turns. Each optimizer step splits the turns into
   `gradient_accumulation_steps` micro-batches, so a micro-batch holds about turns/episodes times
-  `micro_batch_size` sequences. With dapo loss every sampled token weighs the same, so an episode
+  `micro_batch_size` sequences. Episodes take different numbers of turns, so every process pads its
+  turns with empty rows to the largest process's count (TRL's loss all-gathers per-row tensors of
+  each micro-batch; their shapes must match on every process). With dapo loss every sampled token weighs the same, so an episode
   with more turns weighs more.
 
 Engine: TRL's `GRPOTrainer` (via `rollout_func`), so `accelerate launch` (DDP, ZeRO-3, FSDP, several
@@ -144,6 +146,19 @@ def load_rlvr_instances(d: RLVRDataConfig) -> tuple[list[dict], Path]:
     if not insts:
         raise UserError(f"{path}: no instances selected")
     return insts, Path(d.mirror) if d.mirror else default_mirror(path)
+
+
+def turn_rows_per_process(counts: list[int], per_step: int) -> int:
+    """Rows every process trains on in the `srl` context, given each process's number of turn samples:
+    the largest count rounded up to a multiple of `per_step` (TRL's micro-batches per generation), at
+    least one micro-batch. The same on every process, so the micro-batches, and the collectives TRL
+    runs on them, have the same shapes everywhere.
+
+    >>> turn_rows_per_process([12, 10], 1), turn_rows_per_process([7, 9], 4), turn_rows_per_process([0, 0], 2)
+    (12, 12, 2)
+    """
+    most = max(counts)
+    return max(-(-most // per_step) * per_step, per_step)
 
 
 def episode_reward(completions, episode_reward, **kwargs) -> list[float]:
@@ -282,10 +297,17 @@ def make_rlvr_trainer_class():
             adv = out["advantages"].tolist()
             pad_id = self._tokenizer.pad_token_id
             rows = [(s, a) for k, a in zip(keys, adv, strict=True) for s in turn_samples(episodes[k])]
-            per_step = self.args.steps_per_generation
-            filler = Sample([pad_id], [pad_id], [0.0], [0])
-            rows += [(filler, 0.0)] * (per_step if not rows else (-len(rows)) % per_step)
+            # Every process must hold the same number of rows: TRL splits the batch into
+            # steps_per_generation micro-batches and, in `_compute_loss`, all-gathers per-row tensors of
+            # each micro-batch; episodes on different processes have different numbers of turns, and
+            # an all-gather of (12,) against (10,) aborts gloo (and hangs or corrupts NCCL). So all pad
+            # with empty rows (env_mask 0: no loss, no token count) to the largest count, rounded up.
             dev = self.accelerator.device
+            local = torch.tensor([len(rows)], device=dev)
+            counts = self.accelerator.gather(local).tolist()
+            n_rows = turn_rows_per_process(counts, self.args.steps_per_generation)
+            filler = Sample([pad_id], [pad_id], [0.0], [0])
+            rows += [(filler, 0.0)] * (n_rows - len(rows))
             prompt_ids = padded([s.prompt_ids for s, _ in rows], pad_id, "left", dev)
             prompt_mask = padded([[1] * len(s.prompt_ids) for s, _ in rows], 0, "left", dev)
             completion_ids = padded([s.completion_ids for s, _ in rows], pad_id, "right", dev)
@@ -325,7 +347,9 @@ def make_rlvr_trainer_class():
                         new["old_per_token_logps"], sampling, completion_mask
                     )
             new["num_items_in_batch"] = self.accelerator.gather(completion_mask.sum()).sum()
-            self._metrics["train"]["rollout/turn_samples"].append(float(len(rows)))
+            # turn samples of all processes (no filler rows); rows each process trained on
+            self._metrics["train"]["rollout/turn_samples"].append(float(sum(counts)))
+            self._metrics["train"]["rollout/turn_rows_per_process"].append(float(n_rows))
             return new
 
         def _is_ratio(self, old, sampling, mask):
