@@ -240,7 +240,7 @@ def progress_bars(transient: bool = False) -> Iterator[OnProgress]:
 
 def choose_omp_wait_policy() -> str | None:
     """Before torch loads: OpenMP threads that spin while waiting crawl on a CPU other work keeps busy
-    (generation ~10x slower, measured), but on idle cores PASSIVE makes a GRPO step ~1.3x slower
+    (generation ~10x slower, measured), but on idle cores PASSIVE makes a GRPO step 1.3-2x slower
     (`bench/srl_step.py`). So PASSIVE only when the 1-minute load is at least 3/4 of the cores,
     and never over a value the user set. Returns the policy set, or None."""
     if "OMP_WAIT_POLICY" in os.environ:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from swesrl.utils import UserError
+from swesrl.core.instances import default_mirror, load_instances, select
+from swesrl.utils import UserError, progress_bars
 
 _CONFIG_HELP = "Agent config: YAML files or bundled names, and key=value overrides (repeatable)."
 _MIRROR_HELP = "Folder of <owner>__<name>.git repositories (default: repos/ beside the instances file)."
@@ -73,8 +74,6 @@ def run(
     from rich.table import Table
 
     from swesrl.agent.batch import run_batch
-    from swesrl.core.instances import load_instances, select
-    from swesrl.utils import progress_bars
 
     cfg = _config(config, backend, unsafe)
     insts = select(load_instances(instances), ids)
@@ -126,7 +125,6 @@ def step(
     `</function>`); press Enter on an empty line to start a multi-line block and end it with a line
     holding only `.`. Commands: `:submit` submits the current diff, `:quit` stops, `:help`."""
     from swesrl.agent.interactive import step_episode
-    from swesrl.core.instances import default_mirror, load_instances, select
 
     if mode not in ("human", "confirm", "auto"):
         raise UserError(f"unknown mode {mode!r}; use human, confirm or auto")

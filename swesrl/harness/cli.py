@@ -10,14 +10,13 @@ from typing import Any
 
 import typer
 
-from swesrl.utils import progress_bars
+from swesrl.core.instances import default_mirror, load_instances, normalise_instance, select
+from swesrl.utils import Interrupted, UserError, progress_bars, read_utf8
 
 
 def load_instances_lenient(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     """Instances like `swesrl.core.instances.load_instances`, but a bad entry or a duplicate id is
     reported and left out instead of stopping the run."""
-    from swesrl.core.instances import load_instances, normalise_instance
-    from swesrl.utils import UserError, read_utf8
 
     p = Path(path)
     if not p.is_file():
@@ -71,7 +70,6 @@ def load_instances_lenient(path: Path) -> tuple[list[dict[str, Any]], list[str]]
 @contextmanager
 def _interrupt_line(console) -> Iterator[None]:
     """Ctrl-C in a resumable run: one line saying how far it got, and exit status 130."""
-    from swesrl.utils import Interrupted
 
     try:
         yield
@@ -137,9 +135,7 @@ def eval_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from swesrl.core.instances import default_mirror
     from swesrl.harness import evaluate, load_predictions, validate_dataset
-    from swesrl.utils import UserError
 
     console = Console(stderr=True)
     if backend not in ("local", "docker"):
@@ -328,7 +324,6 @@ def oracle_cmd(
     """The paper's "oracle file edit" setting: issue + gold-touched files -> model edits -> predictions."""
     from rich.console import Console
 
-    from swesrl.core.instances import default_mirror, load_instances, select
     from swesrl.harness.oracle import load_oracle_config, run_oracle
 
     cfg = load_oracle_config(config or [])

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import typer
 
-from swesrl.utils import progress_bars
+from swesrl.core.instances import default_mirror, load_instances
+from swesrl.utils import UserError, progress_bars
 
 app = typer.Typer(no_args_is_help=True, help="Bundled offline tasks and the scripted expert.")
 
@@ -25,7 +26,6 @@ def build(
     from rich.console import Console
     from rich.table import Table
 
-    from swesrl.core.instances import load_instances
     from swesrl.tasks.generate import build_suite
 
     t0 = time.monotonic()
@@ -64,9 +64,7 @@ def expert(
     """Solve tasks with the scripted expert through the real agent loop and sandbox; write trajectories."""
     from statistics import median
 
-    from swesrl.core.instances import default_mirror, load_instances
     from swesrl.tasks.expert import solve
-    from swesrl.utils import UserError
 
     insts = load_instances(instances)
     if split:

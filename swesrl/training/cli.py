@@ -2,6 +2,10 @@
 
 import typer
 
+from swesrl.core.instances import default_mirror, load_instances
+from swesrl.core.trajectories import expand_paths
+from swesrl.utils import UserError, atomic_write_json, progress_bars, step_bar
+
 data_app = typer.Typer(no_args_is_help=True, help="Build SRL / SFT datasets from expert trajectories.")
 train_app = typer.Typer(no_args_is_help=True, help="Train: SFT, SRL (GRPO + dynamic sampling), RLVR.")
 export_app = typer.Typer(no_args_is_help=True, help="Export datasets for other engines (verl).")
@@ -16,8 +20,6 @@ def _load_tokenizer(name: str | None):
         return None
     from transformers import AutoTokenizer
 
-    from swesrl.utils import UserError
-
     try:
         return AutoTokenizer.from_pretrained(name)
     except (OSError, ValueError) as e:
@@ -25,7 +27,6 @@ def _load_tokenizer(name: str | None):
 
 
 def _instances_by_id(path) -> dict:
-    from swesrl.core.instances import load_instances
 
     return {i["instance_id"]: dict(i) for i in load_instances(path)}
 
@@ -100,10 +101,7 @@ def data_build(
 
     from swesrl.agent.context import ContextPolicy
     from swesrl.agent.loop import load_agent_config
-    from swesrl.core.instances import default_mirror
-    from swesrl.core.trajectories import expand_paths
     from swesrl.training.data import BuildOptions, build_dataset
-    from swesrl.utils import UserError, make_progress
 
     if (max_prompt_tokens or max_observation_tokens) and not tokenizer:
         raise UserError("--max-prompt-tokens and --max-observation-tokens need --tokenizer")
@@ -127,14 +125,8 @@ def data_build(
         mirror=(mirror or str(default_mirror(instances))) if with_state else None,
     )
     files = expand_paths([*trajectories, *(more or [])])
-    with make_progress(transient=True) as progress:
-        task = progress.add_task("building", total=None, status="")
-
-        def tick(s: dict) -> None:
-            if s["read"] % 50 == 1:
-                progress.update(task, completed=s["read"], status=f"{s['instances']} instances")
-
-        stats = build_dataset(files, out, opts, config=agent_config, on_trajectory=tick, workers=workers)
+    with progress_bars(transient=True) as on_progress:
+        stats = build_dataset(files, out, opts, config=agent_config, on_progress=on_progress, workers=workers)
     console = Console()
     console.print(
         f"{stats['trajectories_used']}/{stats['trajectories_read']} trajectories -> {stats['instances']} SRL instances, "
@@ -187,10 +179,7 @@ def data_verify(
     from rich.table import Table
 
     from swesrl.agent.loop import load_agent_config
-    from swesrl.core.instances import default_mirror
-    from swesrl.core.trajectories import expand_paths
     from swesrl.training.data.verify import verify_trajectories
-    from swesrl.utils import UserError, atomic_write_json, make_progress
 
     agent_config = load_agent_config([*config, f"sandbox.backend={backend}"])
     files = expand_paths(trajectories)
@@ -198,17 +187,15 @@ def data_verify(
         raise UserError("no trajectory files given")
     out_file = Path(out) if out else files[0].parent / "verified.jsonl"
     insts = _instances_by_id(instances)
-    with make_progress(transient=True) as progress:
-        task = progress.add_task("verifying", total=None, status="")
-        ok = [0, 0]
-
-        def tick(row: dict) -> None:
-            ok[0] += row["resolved"]
-            ok[1] += 1
-            progress.update(task, completed=ok[1], status=f"{ok[0]} resolved")
-
+    with progress_bars(transient=True) as on_progress:
         summary = verify_trajectories(
-            files, insts, out_file, agent_config, mirror or default_mirror(instances), tick, workers=workers
+            files,
+            insts,
+            out_file,
+            agent_config,
+            mirror or default_mirror(instances),
+            on_progress,
+            workers=workers,
         )
     report = out_file.with_suffix(".report.json")
     atomic_write_json(report, summary)
@@ -272,7 +259,6 @@ def train_srl_cmd(
     """SRL: GRPO on step-wise expert instances, similarity reward, dynamic sampling (TRL GRPOTrainer)."""
     from swesrl.training.progress import metrics_line
     from swesrl.training.srl import load_srl_config, train_srl
-    from swesrl.utils import step_bar
 
     cfg = load_srl_config(config, override)
     with step_bar("SRL", cfg.train.max_steps, metrics_line) as on_step:
@@ -288,7 +274,6 @@ def train_sft_cmd(
     """SFT on sft.jsonl with the loss on assistant turns only (TRL SFTTrainer)."""
     from swesrl.training.progress import metrics_line
     from swesrl.training.sft import load_sft_config, train_sft
-    from swesrl.utils import step_bar
 
     cfg = load_sft_config(config, override)
     with step_bar("SFT", cfg.train.max_steps, metrics_line) as on_step:
@@ -323,7 +308,6 @@ def export_verl_cmd(
     from rich.console import Console
 
     from swesrl.training.export import export_verl
-    from swesrl.utils import UserError
 
     if compare not in ("text", "call", "canonical", "execution", "mixed"):
         raise UserError(f"--compare must be text, call, canonical, execution or mixed, got {compare!r}")
@@ -352,7 +336,6 @@ def train_rlvr_cmd(
     """RLVR: GRPO on whole agent episodes in sandboxes, reward = resolved (1/0) by the harness (TRL GRPOTrainer)."""
     from swesrl.training.progress import metrics_line
     from swesrl.training.rlvr import load_rlvr_config, train_rlvr
-    from swesrl.utils import step_bar
 
     cfg = load_rlvr_config(config, override)
     with step_bar("RLVR", cfg.train.max_steps, metrics_line) as on_step:
@@ -372,7 +355,6 @@ def train_pipeline_cmd(
     from swesrl.training.pipeline import run_pipeline
     from swesrl.training.rlvr import load_rlvr_config
     from swesrl.training.srl import load_srl_config
-    from swesrl.utils import UserError, progress_bars
 
     by_stage: dict[str, list[str]] = {"srl": [], "rlvr": []}
     for o in override or []:

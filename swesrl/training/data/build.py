@@ -17,7 +17,7 @@ import json
 import logging
 from array import array
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from swesrl.agent.loop import load_agent_config
 from swesrl.core.trajectories import Dropped, expand_paths, iter_records, load_and_normalise
 from swesrl.training.data.steps import TokenBudget, agent_messages, build_step_instances, sft_conversation
 from swesrl.training.data.verify import replay_states
-from swesrl.utils import atomic_write_json
+from swesrl.utils import OnProgress, atomic_write_json
 
 log = logging.getLogger(__name__)
 MAX_DROPPED_ITEMS = 200
@@ -250,12 +250,13 @@ def build_dataset(
     out_dir: str | Path,
     opts: BuildOptions | None = None,
     config: Any = None,
-    on_trajectory: Callable[[dict], None] | None = None,
+    on_progress: OnProgress | None = None,
     workers: int = 1,
 ) -> dict:
     """Read every trajectory, write the SRL rows, SFT conversations and stats; return the stats.
 
-    `workers` > 1 cuts trajectories in that many processes; the output is the same, in the same order."""
+    `workers` > 1 cuts trajectories in that many processes; the output is the same, in the same order.
+    `on_progress("building", trajectories read, None, "<n> instances")` every 50 trajectories and at the end."""
     opts = opts or BuildOptions()
     if config is None:
         config = load_agent_config()
@@ -285,8 +286,8 @@ def build_dataset(
             if "state_matches" in res.traj:
                 m = res.traj["state_matches"]
                 replayed["unknown" if m is None else "matches" if m else "differs"] += 1
-            if on_trajectory:
-                on_trajectory({"read": n_read, "instances": n_rows})
+            if on_progress and n_read % 50 == 1:
+                on_progress("building", n_read, None, f"{n_rows} instances")
             if not res.used:
                 continue
             if res.key is not None:
@@ -310,6 +311,8 @@ def build_dataset(
             if res.sft is not None:
                 sft.write(res.sft)
                 n_sft += 1
+    if on_progress:
+        on_progress("building", n_read, n_read, f"{n_rows} instances")
     stats = {
         "inputs": [str(p) for p in files],
         "trajectories_read": n_read,

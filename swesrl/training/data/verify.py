@@ -12,11 +12,10 @@ with `info.resolved = true`, so `swesrl data build --only-resolved` can train on
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import tempfile
-from collections import deque
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from swesrl.envs import env_for_instance
 from swesrl.envs.tools import execute_action
 from swesrl.harness import grade_patch
 from swesrl.training.data.steps import agent_messages
+from swesrl.utils import OnProgress, parallel_map
 
 log = logging.getLogger(__name__)
 
@@ -119,43 +119,51 @@ def verify_trajectories(
     out_file: str | Path,
     config: Any,
     mirror: str | Path | None = None,
-    on_result: Callable[[dict], None] | None = None,
+    on_progress: OnProgress | None = None,
     workers: int = 1,
 ) -> dict:
-    """Verify every trajectory (`workers` sandboxes at a time); write the resolving ones to `out_file`
-    (JSONL, input order); return the summary."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    """Verify every trajectory (`workers` sandboxes at a time, `utils.parallel_map`); write the
+    resolving ones to `out_file` (JSONL, input order, each as soon as those before it are done);
+    return the summary. `on_progress("verifying", done, total, "<n> resolved")` after each."""
     out = Path(out_file)
     out.parent.mkdir(parents=True, exist_ok=True)
     results: list[dict] = []
     dropped: list[dict] = []
-
-    def collect(row: dict) -> None:
-        traj = row.pop("trajectory", None)
-        if row["resolved"] and traj is not None:
-            f.write(json.dumps(traj, ensure_ascii=False) + "\n")
-            f.flush()
-        results.append(row)
-        if on_result:
-            on_result(row)
-
-    with open(out, "w", encoding="utf-8") as f, ThreadPoolExecutor(max(1, workers)) as pool:
-        pending: deque = deque()
-        for item in iter_trajectories(paths):
-            if isinstance(item, Dropped):
-                dropped.append(vars(item))
-                continue
-            inst = instances.get(item["instance_id"])
-            if inst is None:
-                why = f"{item['instance_id']} not in --instances"
-                dropped.append(vars(Dropped(item["source"], "no_instance", why)))
-                continue
-            pending.append(pool.submit(_safe_verify, item, inst, config, mirror))
-            while len(pending) > max(1, workers) or (pending and pending[0].done()):
-                collect(pending.popleft().result())
-        while pending:
-            collect(pending.popleft().result())
+    todo: list[tuple[int, Trajectory, dict]] = []
+    for item in iter_trajectories(paths):
+        if isinstance(item, Dropped):
+            dropped.append(vars(item))
+            continue
+        inst = instances.get(item["instance_id"])
+        if inst is None:
+            why = f"{item['instance_id']} not in --instances"
+            dropped.append(vars(Dropped(item["source"], "no_instance", why)))
+            continue
+        todo.append((len(todo), item, inst))
+    finished: dict[int, dict] = {}
+    resolved = [0]
+    with open(out, "w", encoding="utf-8") as f:
+        rows = parallel_map(
+            lambda t: _safe_verify(t[1], t[2], config, mirror),
+            todo,
+            workers,
+            label="verifying",
+            on_progress=on_progress,
+            status=lambda: f"{resolved[0]} resolved",
+        )
+        with contextlib.closing(rows):
+            for (i, _, _), row, exc in rows:
+                if exc is not None:  # _safe_verify turns errors into rows: this is Ctrl-C or worse
+                    raise exc
+                resolved[0] += bool(row["resolved"])
+                finished[i] = row
+                while len(results) in finished:  # input order
+                    row = finished.pop(len(results))
+                    traj = row.pop("trajectory", None)
+                    if row["resolved"] and traj is not None:
+                        f.write(json.dumps(traj, ensure_ascii=False) + "\n")
+                        f.flush()
+                    results.append(row)
     n_ok = sum(r["resolved"] for r in results)
     return {
         "verified": len(results),
