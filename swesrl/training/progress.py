@@ -1,4 +1,4 @@
-"""Training progress as data: a TrainerCallback that hands each logged step to a function.
+"""A training stage around a TRL trainer: progress as data, resume, the final save, the summary.
 
 The trainers never print (no tqdm bar, no raw metric dicts: `quiet_trainer`); the CLI or the demo
 passes `on_step(step, max_steps, metrics)` and draws one rich line per stage with the key metrics.
@@ -7,7 +7,11 @@ Every metric still goes to `metrics.jsonl` (and TensorBoard / W&B when configure
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 OnStep = Callable[[int, int, dict], None]
 KEY_METRICS = ("loss", "reward", "format_failure_rate", "dynamic_sampling/filtered_fraction", "kl")
@@ -51,3 +55,38 @@ def step_progress(
     if on_progress is None:
         return None
     return lambda step, max_steps, metrics: on_progress(label, step, max_steps or None, metrics_line(metrics))
+
+
+def latest_checkpoint(out_dir: str | Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(out_dir)) if Path(out_dir).is_dir() else None
+
+
+def train_and_save(
+    trainer, tokenizer, out_dir: Path, resume: bool, plots: bool, on_step: OnStep | None = None
+) -> dict:
+    """What every stage (SFT, SRL, RLVR) does with its trainer: quiet console (`on_step` gets the
+    steps), resume from the latest checkpoint in `out_dir` when `resume`, train, save the model and
+    tokenizer to `out_dir/final` (the main process writes files), plot `metrics.jsonl`. Returns the
+    summary's common part; `log_history` is the trainer's, for the stage's own metrics."""
+    from swesrl.training.plots import plot_metrics
+
+    quiet_trainer(trainer, on_step)
+    resume_from = latest_checkpoint(out_dir) if resume else None
+    if resume_from:
+        log.info("resuming from %s", resume_from)
+    trainer.train(resume_from_checkpoint=resume_from)
+    trainer.save_model(str(out_dir / "final"))
+    main = trainer.is_world_process_zero()  # several processes: one writes the files
+    if main:
+        tokenizer.save_pretrained(str(out_dir / "final"))
+    drawn = plot_metrics(out_dir / "metrics.jsonl", out_dir / "plots") if plots and main else []
+    return {
+        "global_step": trainer.state.global_step,
+        "main_process": main,
+        "resumed_from": resume_from,
+        "final_model": str(out_dir / "final"),
+        "plots": [str(p) for p in drawn],
+        "log_history": trainer.state.log_history,
+    }

@@ -53,7 +53,7 @@ from swesrl.agent.prompts import initial_messages, load_agent_config
 from swesrl.config import StrictModel, load_config
 from swesrl.core.instances import default_mirror, load_instances, select
 from swesrl.envs.base import SandboxConfig
-from swesrl.training.progress import OnStep, quiet_trainer
+from swesrl.training.progress import OnStep, train_and_save
 from swesrl.training.rollout import (
     HFBackend,
     RewardConfig,
@@ -73,7 +73,6 @@ from swesrl.training.srl import (
     OutputConfig,
     TrainConfig,
     grpo_args,
-    latest_checkpoint,
     load_policy,
     make_trainer_class,
 )
@@ -373,7 +372,7 @@ def train_rlvr(cfg: RLVRConfig, on_step: OnStep | None = None) -> dict:
     metrics)` is called for every logged step (the trainer itself prints nothing)."""
     from datasets import Dataset
 
-    from swesrl.training.plots import MetricsFileCallback, plot_metrics
+    from swesrl.training.plots import MetricsFileCallback
 
     instances, mirror = load_rlvr_instances(cfg.data)
     agent_cfg = load_agent_config(cfg.agent)
@@ -392,25 +391,10 @@ def train_rlvr(cfg: RLVRConfig, on_step: OnStep | None = None) -> dict:
         callbacks=[MetricsFileCallback(out_dir / "metrics.jsonl")],
         setup=setup,
     )
-    quiet_trainer(trainer, on_step)
-    resume = latest_checkpoint(out_dir) if cfg.output.resume else None
-    if resume:
-        log.info("resuming RLVR from %s", resume)
-    trainer.train(resume_from_checkpoint=resume)
-    trainer.save_model(str(out_dir / "final"))
-    main = trainer.is_world_process_zero()
-    if main:
-        tokenizer.save_pretrained(str(out_dir / "final"))
-    plots = plot_metrics(out_dir / "metrics.jsonl", out_dir / "plots") if cfg.output.plots and main else []
-    last = next((h for h in reversed(trainer.state.log_history) if "reward" in h), {})
-    return {
-        "global_step": trainer.state.global_step,
-        "main_process": main,
-        "resumed_from": resume,
-        "final_model": str(out_dir / "final"),
-        "metrics": last,
-        "plots": [str(p) for p in plots],
-    }
+    summary = train_and_save(trainer, tokenizer, out_dir, cfg.output.resume, cfg.output.plots, on_step)
+    history = summary.pop("log_history")
+    summary["metrics"] = next((h for h in reversed(history) if "reward" in h), {})
+    return summary
 
 
 def load_rlvr_config(config: str, overrides: list[str] | None = None) -> RLVRConfig:

@@ -31,8 +31,8 @@ from pydantic import Field
 from swesrl.config import StrictModel, load_config
 from swesrl.training.context import chat_tokens, context_length, fit_context
 from swesrl.training.data.steps import assistant_turn
-from swesrl.training.progress import OnStep, quiet_trainer
-from swesrl.training.srl import ModelConfig, _cuda, latest_checkpoint, load_policy, world_size
+from swesrl.training.progress import OnStep, train_and_save
+from swesrl.training.srl import ModelConfig, _cuda, load_policy, world_size
 from swesrl.utils import UserError, iter_jsonl
 
 log = logging.getLogger(__name__)
@@ -277,7 +277,7 @@ def _trainer_class(schedule: str, warmup_ratio: float):
 def train_sft(cfg: SFTConfig, on_step: OnStep | None = None) -> dict:
     from trl import SFTConfig as TRLSFTConfig
 
-    from swesrl.training.plots import MetricsFileCallback, plot_metrics
+    from swesrl.training.plots import MetricsFileCallback
 
     t, o = cfg.train, cfg.output
     per_pass = t.micro_batch_size * world_size()
@@ -337,24 +337,11 @@ def train_sft(cfg: SFTConfig, on_step: OnStep | None = None) -> dict:
         processing_class=tokenizer,
         callbacks=[MetricsFileCallback(out_dir / "metrics.jsonl")],
     )
-    quiet_trainer(trainer, on_step)
-    resume = latest_checkpoint(out_dir) if o.resume else None
-    trainer.train(resume_from_checkpoint=resume)
-    trainer.save_model(str(out_dir / "final"))
-    main = trainer.is_world_process_zero()  # several processes: one writes the files
-    if main:
-        tokenizer.save_pretrained(str(out_dir / "final"))
-    plots = plot_metrics(out_dir / "metrics.jsonl", out_dir / "plots") if o.plots and main else []
-    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    return {
-        "global_step": trainer.state.global_step,
-        "main_process": main,
-        "resumed_from": resume,
-        "final_model": str(out_dir / "final"),
-        "first_loss": losses[0] if losses else None,
-        "last_loss": losses[-1] if losses else None,
-        "plots": [str(p) for p in plots],
-    }
+    summary = train_and_save(trainer, tokenizer, out_dir, o.resume, o.plots, on_step)
+    losses = [h["loss"] for h in summary.pop("log_history") if "loss" in h]
+    summary["first_loss"] = losses[0] if losses else None
+    summary["last_loss"] = losses[-1] if losses else None
+    return summary
 
 
 def load_sft_config(config: str, overrides: list[str] | None = None) -> SFTConfig:

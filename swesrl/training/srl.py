@@ -43,7 +43,7 @@ from swesrl.agent.models import load_pretrained
 from swesrl.config import StrictModel, load_config
 from swesrl.training.context import chat_tokens, context_length, fit_context
 from swesrl.training.exec_reward import ExecutionConfig, ExecutionScorer, execution_reward
-from swesrl.training.progress import OnStep, quiet_trainer
+from swesrl.training.progress import OnStep, train_and_save
 from swesrl.training.rewards import FORMAT_FAILURE, srl_reward
 from swesrl.utils import UserError, iter_jsonl
 
@@ -500,16 +500,10 @@ def make_trainer_class():
     return SRLTrainer
 
 
-def latest_checkpoint(out_dir: str | Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
-    return get_last_checkpoint(str(out_dir)) if Path(out_dir).is_dir() else None
-
-
 def train_srl(cfg: SRLConfig, on_step: OnStep | None = None) -> dict:
     """Run SRL; return a summary (final step, last metrics, output folder). `on_step(step, max_steps,
     metrics)` is called for every logged step (the trainer itself prints nothing)."""
-    from swesrl.training.plots import MetricsFileCallback, plot_metrics
+    from swesrl.training.plots import MetricsFileCallback
 
     dataset = load_srl_dataset(cfg.data.path, cfg.data.limit)
     model, tokenizer = load_policy(cfg.model)
@@ -532,25 +526,10 @@ def train_srl(cfg: SRLConfig, on_step: OnStep | None = None) -> dict:
         dynamic_sampling=cfg.dynamic_sampling,
         callbacks=[MetricsFileCallback(out_dir / "metrics.jsonl")],
     )
-    quiet_trainer(trainer, on_step)
-    resume = latest_checkpoint(out_dir) if cfg.output.resume else None
-    if resume:
-        log.info("resuming from %s", resume)
-    trainer.train(resume_from_checkpoint=resume)
-    trainer.save_model(str(out_dir / "final"))
-    main = trainer.is_world_process_zero()  # several processes: one writes the files
-    if main:
-        tokenizer.save_pretrained(str(out_dir / "final"))
-    plots = plot_metrics(out_dir / "metrics.jsonl", out_dir / "plots") if cfg.output.plots and main else []
-    last = next((h for h in reversed(trainer.state.log_history) if "reward" in h), {})
-    return {
-        "global_step": trainer.state.global_step,
-        "main_process": main,
-        "resumed_from": resume,
-        "final_model": str(out_dir / "final"),
-        "metrics": last,
-        "plots": [str(p) for p in plots],
-    }
+    summary = train_and_save(trainer, tokenizer, out_dir, cfg.output.resume, cfg.output.plots, on_step)
+    history = summary.pop("log_history")
+    summary["metrics"] = next((h for h in reversed(history) if "reward" in h), {})
+    return summary
 
 
 def load_srl_config(config: str, overrides: list[str] | None = None) -> SRLConfig:
