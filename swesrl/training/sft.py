@@ -32,7 +32,7 @@ from swesrl.config import StrictModel, load_config
 from swesrl.training.context import chat_tokens, context_length, fit_context
 from swesrl.training.data.steps import assistant_turn
 from swesrl.training.progress import OnStep, train_and_save
-from swesrl.training.srl import ModelConfig, _cuda, load_policy, world_size
+from swesrl.training.srl import ModelConfig, OutputConfig, _cuda, load_policy, world_size
 from swesrl.utils import UserError, iter_jsonl
 
 log = logging.getLogger(__name__)
@@ -82,15 +82,13 @@ class SFTTrainConfig(StrictModel):
     max_grad_norm: float = 1.0
 
 
-class SFTOutputConfig(StrictModel):
+class SFTOutputConfig(OutputConfig):
+    """SRL's output settings with SFT's defaults (more steps per run, so rarer saves and logs)."""
+
     dir: str = "runs/sft"
     save_steps: int = 500
     save_total_limit: int | None = 2
     logging_steps: int = 10
-    report_to: list[str] = ["tensorboard"]
-    resume: bool = True
-    """Continue from the newest checkpoint in `dir` if there is one."""
-    plots: bool = True
 
 
 class SFTConfig(StrictModel):
