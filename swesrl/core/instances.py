@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, TypedDict
 
-from swesrl.utils import UserError, iter_jsonl, read_utf8
+from swesrl.utils import UserError, read_utf8
 
 REQUIRED = ("instance_id", "repo", "base_commit", "problem_statement")
 LIST_FIELDS = ("FAIL_TO_PASS", "PASS_TO_PASS")
@@ -62,37 +62,67 @@ def normalise_instance(row: dict[str, Any], where: str) -> Instance:
     return inst  # type: ignore[return-value]
 
 
-def load_instances(path: str | Path) -> list[Instance]:
-    """Read instances; raise UserError (one line) for a missing file, text that is not UTF-8, bad
-    JSON, missing fields or duplicate ids."""
+def read_instances(path: str | Path, lenient: bool = False) -> tuple[list[Instance], list[str]]:
+    """(instances, problems) from JSON, JSONL or parquet. Strict (the default, `load_instances`):
+    the first bad line or entry, missing field or duplicate id raises UserError (one line). Lenient
+    (`swesrl eval`): each is reported in `problems` and left out, an entry repeated with the same
+    contents counts once, and only a file with nothing usable raises."""
     p = Path(path)
     if not p.is_file():
         raise UserError(f"instances file not found: {p}")
+    problems: list[str] = []
+
+    def problem(msg: str) -> None:
+        if not lenient:
+            raise UserError(msg)
+        problems.append(f"{msg}; skipped")
+
+    rows: list[tuple[str, Any]] = []
     if p.suffix == ".parquet":
         import pandas as pd
 
-        rows = pd.read_parquet(p).to_dict(orient="records")
+        rows = [(f"{p}: entry {i}", r) for i, r in enumerate(pd.read_parquet(p).to_dict(orient="records"), 1)]
     elif p.suffix == ".json":
         try:
             data = json.loads(read_utf8(p))
         except json.JSONDecodeError as e:
             raise UserError(f"{p}: not valid JSON ({e.msg} at line {e.lineno})") from None
-        rows = data if isinstance(data, list) else [data]
+        rows = [(f"{p}: entry {i}", r) for i, r in enumerate(data if isinstance(data, list) else [data], 1)]
     else:
-        rows = list(iter_jsonl(p))
-    if not rows:
-        raise UserError(f"{p}: no instances")
-    out: list[Instance] = []
-    seen: set[str] = set()
-    for i, row in enumerate(rows, 1):
+        for n, line in enumerate(read_utf8(p).split("\n"), 1):  # not splitlines(): U+2028 is no break
+            if line.strip():
+                try:
+                    rows.append((f"{p}:{n}", json.loads(line)))
+                except json.JSONDecodeError as e:
+                    problem(f"{p}:{n}: not valid JSON ({e.msg})")
+    out: dict[str, Instance] = {}
+    dups: set[str] = set()
+    for where, row in rows:
         if not isinstance(row, dict):
-            raise UserError(f"{p}: entry {i} is not an object")
-        inst = normalise_instance(row, f"{p}: entry {i}")
-        if inst["instance_id"] in seen:
-            raise UserError(f"{p}: duplicate instance_id {inst['instance_id']}")
-        seen.add(inst["instance_id"])
-        out.append(inst)
-    return out
+            problem(f"{where}: not a JSON object")
+            continue
+        try:
+            inst = normalise_instance(row, where)
+        except UserError as e:
+            problem(str(e))
+            continue
+        iid = inst["instance_id"]
+        if iid in out and not lenient:
+            raise UserError(f"{p}: duplicate instance_id {iid}")
+        if iid in out and out[iid] != inst:
+            dups.add(iid)
+        out.setdefault(iid, inst)
+    for iid in sorted(dups):
+        problems.append(f"{p}: instance id {iid} appears several times with different contents; skipped")
+        out.pop(iid)
+    if not out:
+        raise UserError(f"{p}: no usable instances ({problems[0]})" if problems else f"{p}: no instances")
+    return list(out.values()), problems
+
+
+def load_instances(path: str | Path) -> list[Instance]:
+    """Read instances strictly (`read_instances`): any problem is one UserError line."""
+    return read_instances(path)[0]
 
 
 def select(instances: list[Instance], ids: list[str] | None) -> list[Instance]:

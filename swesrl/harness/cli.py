@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,61 +9,8 @@ from typing import Any
 
 import typer
 
-from swesrl.core.instances import default_mirror, load_instances, normalise_instance, select
-from swesrl.utils import Interrupted, UserError, progress_bars, read_utf8
-
-
-def load_instances_lenient(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """Instances like `swesrl.core.instances.load_instances`, but a bad entry or a duplicate id is
-    reported and left out instead of stopping the run."""
-
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"instances file not found: {p}")
-    try:
-        return list(load_instances(p)), []
-    except UserError:
-        pass
-    problems: list[str] = []
-    rows: list[tuple[str, Any]] = []
-    if p.suffix == ".parquet":
-        import pandas as pd
-
-        rows = [(f"{p}: entry {i}", r) for i, r in enumerate(pd.read_parquet(p).to_dict(orient="records"), 1)]
-    elif p.suffix == ".json":
-        try:
-            data = json.loads(read_utf8(p))
-        except json.JSONDecodeError as e:
-            raise UserError(f"{p}: not valid JSON ({e.msg} at line {e.lineno})") from None
-        rows = [(f"{p}: entry {i}", r) for i, r in enumerate(data if isinstance(data, list) else [data], 1)]
-    else:
-        for n, line in enumerate(read_utf8(p).split("\n"), 1):  # not splitlines(): U+2028 is no break
-            if line.strip():
-                try:
-                    rows.append((f"{p}:{n}", json.loads(line)))
-                except json.JSONDecodeError as e:
-                    problems.append(f"{p}:{n}: not valid JSON ({e.msg}); skipped")
-    out: dict[str, dict[str, Any]] = {}
-    dups: set[str] = set()
-    for where, row in rows:
-        if not isinstance(row, dict):
-            problems.append(f"{where}: not a JSON object; skipped")
-            continue
-        try:
-            inst = normalise_instance(row, where)
-        except UserError as e:
-            problems.append(f"{e}; skipped")
-            continue
-        iid = inst["instance_id"]
-        if iid in out and out[iid] != inst:
-            dups.add(iid)
-        out.setdefault(iid, inst)
-    for iid in sorted(dups):
-        problems.append(f"{p}: instance id {iid} appears several times with different contents; skipped")
-        out.pop(iid)
-    if not out:
-        raise UserError(f"{p}: no usable instances ({problems[0] if problems else 'empty file'})")
-    return list(out.values()), problems
+from swesrl.core.instances import default_mirror, load_instances, read_instances, select
+from swesrl.utils import Interrupted, UserError, progress_bars
 
 
 @contextmanager
@@ -142,7 +88,7 @@ def eval_cmd(
         raise UserError(f"--backend must be local or docker, got {backend!r}")
     if not gold and not dry_run and predictions is None:
         raise UserError("give --predictions FILE, or --gold to validate the dataset")
-    insts, problems = load_instances_lenient(instances)
+    insts, problems = read_instances(instances, lenient=True)
     if ids:
         wanted = [x.strip() for x in ids.split(",") if x.strip()]
         known = {i["instance_id"] for i in insts}

@@ -334,11 +334,11 @@ def test_prediction_lines_split_only_at_newlines(calc_suite, tmp_path):
     rows = [{"instance_id": "demo__calc-1", "model_patch": "+x = 'a\u2028b\x85c'\n"}]
     pf.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     assert load_predictions(pf) == (rows, [])
-    from swesrl.harness.cli import load_instances_lenient
+    from swesrl.core.instances import read_instances
 
     f = tmp_path / "instances.jsonl"
     bad = {**insts["demo__calc-1"], "problem_statement": "a\u2028b"}
     f.write_text(json.dumps(bad, ensure_ascii=False) + "\n{oops\n", encoding="utf-8")
-    got, problems = load_instances_lenient(f)
+    got, problems = read_instances(f, lenient=True)
     assert [i["problem_statement"] for i in got] == ["a\u2028b"]
     assert problems == [f"{f}:2: not valid JSON (Expecting property name enclosed in double quotes); skipped"]
