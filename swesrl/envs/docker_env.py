@@ -400,7 +400,19 @@ class DockerEnv:
             return self.execute(editor_command(params), timeout)
         return self._exec("", timeout, self.config.max_output_bytes, {"editor": params})
 
+    def request(self, req: dict, timeout: float | None = None) -> tuple[Observation, dict]:
+        """One runner request with its extras (`fingerprint`, `watch`: runner_script.py): the
+        Observation and the reply's other fields ({} when the runner died). Needs the runner
+        (python3 in the image)."""
+        if not self._use_runner:
+            raise RuntimeError(f"no command runner in {self.image} (no python3): cannot send {sorted(req)}")
+        return self._exec_reply("", timeout, self.config.max_output_bytes, req)
+
     def _exec(self, command: str, timeout: float | None, limit: int, req: dict | None = None) -> Observation:
+        return self._exec_reply(command, timeout, limit, req)[0]
+
+    def _exec_reply(self, command: str, timeout: float | None, limit: int, req: dict | None = None
+                    ) -> tuple[Observation, dict]:  # fmt: skip
         if self._closed:
             raise RuntimeError("environment is closed")
         timeout = self.config.timeout if timeout is None else timeout
@@ -411,16 +423,17 @@ class DockerEnv:
                 try:
                     self._chan.send({**(req or {"cmd": command}), "timeout": timeout, "limit": limit})
                     reply = self._chan.recv(timeout + 30)
-                    return Observation(
+                    obs = Observation(
                         reply_text(reply), reply["returncode"], reply["timed_out"], reply_report(reply)
                     )
+                    return obs, reply
                 except RunnerDied as e:  # e.g. the command killed every process in the container
                     # Restart the container, whatever the cause: what the dead runner's command left
                     # running would otherwise be in the next runner's baseline, spared for good.
                     log.warning("sandbox runner died (%s); restarting the container", e)
                     self._stop_runner(restart_container=True)
-                    return Observation(RUNNER_DIED, -1, False)
-        return self._exec_direct(command, timeout, limit)
+                    return Observation(RUNNER_DIED, -1, False), {}
+        return self._exec_direct(command, timeout, limit), {}
 
     def _start_runner(self) -> None:
         """Start the runner; a container that is not running (`kill -9 -1` ended its main process)

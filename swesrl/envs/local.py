@@ -383,10 +383,23 @@ class LocalEnv:
 
     def _exec(self, command: str, timeout: float | None, limit: int) -> Observation:
         if not self.sandboxed:
-            command = command.replace(WORKDIR, str(self.workspace)).replace(STATE_DIR, str(self.state))
+            command = self._unsandboxed_paths(command)
         return self._request({"cmd": command}, timeout, limit)
 
+    def request(self, req: dict, timeout: float | None = None) -> tuple[Observation, dict]:
+        """One runner request with its extras (`fingerprint`, `watch`: runner_script.py): the
+        Observation and the reply's other fields ({} when the runner died)."""
+        if "cmd" in req and not self.sandboxed:
+            req = {**req, "cmd": self._unsandboxed_paths(req["cmd"])}
+        return self._request_reply(req, timeout, self.config.max_output_bytes)
+
+    def _unsandboxed_paths(self, command: str) -> str:
+        return command.replace(WORKDIR, str(self.workspace)).replace(STATE_DIR, str(self.state))
+
     def _request(self, req: dict, timeout: float | None, limit: int) -> Observation:
+        return self._request_reply(req, timeout, limit)[0]
+
+    def _request_reply(self, req: dict, timeout: float | None, limit: int) -> tuple[Observation, dict]:
         if self._closed:
             raise RuntimeError("environment is closed")
         timeout = self.config.timeout if timeout is None else timeout
@@ -400,11 +413,11 @@ class LocalEnv:
         except RunnerDied as e:  # e.g. the command killed every process in the sandbox
             log.warning("sandbox runner died (%s); restarting it", e)
             self._stop_runner()
-            return Observation(RUNNER_DIED, -1, False)
+            return Observation(RUNNER_DIED, -1, False), {}
         text = reply_text(reply)
         if not self.sandboxed:
             text = text.replace(str(self.workspace), WORKDIR)
-        return Observation(text, reply["returncode"], reply["timed_out"], reply_report(reply))
+        return Observation(text, reply["returncode"], reply["timed_out"], reply_report(reply)), reply
 
     def _run_checked(self, script: str, what: str) -> str:
         obs = self._exec(script, max(self.config.timeout, 600), 1 << 40)

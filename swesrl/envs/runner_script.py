@@ -12,16 +12,25 @@ bomb cannot outrun it. It answers one JSON line on stdout: {"output" (base64), "
 number in $SWESRL_REPORT_FD), read by the runner and returned as "report": the grader's pytest
 reporter writes test results there, apart from what the tests print.
 
+Two extras serve the execution reward (`training/exec_reward.py`), which must know whether a command
+changed the sandbox: any request with "fingerprint" (a reference time or null) gets, after the
+command and its leftovers are dead, "fingerprint": digests of the sandbox's files (`fingerprint`);
+an editor request with "watch" is an edit measured and undone by the runner itself (`watched_edit`):
+the touched file's change as a git diff, then its old bytes written back, no shell, no `git add`.
+
 The runner is started from memory (`python3 -I -S -c <source>`, the editor's source embedded as
 EDITOR_SOURCE), never from a file commands could rewrite, and makes itself non-dumpable, so
 commands (same user) can neither ptrace it nor open its /proc files (its channel to the host).
 """
 
 import base64
+import hashlib
 import json
 import os
+import re
 import select
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -286,6 +295,224 @@ def run_editor(params, timeout, limit):
     }
 
 
+RACY = 0.1
+"""Seconds: a regular file whose ctime is this close to (or after) a fingerprint's reference time is
+listed with a hash of its bytes, so a same-size write in the same clock tick as the last one cannot
+hide behind an equal ctime (git's "racily clean" entries)."""
+_LOOSE = re.compile(r"^[0-9a-f]{2}$")
+TREE_FLAGS = {}
+"""What the last fingerprint saw in the work tree: "attributes" (a .gitattributes), "ignores" (a .gitignore)."""
+
+
+def fingerprint(since=None):
+    """Digests of everything a command could have changed: {"git": .git's metadata (not its index,
+    locks or loose objects), "work": the work tree, "box": /tmp, $HOME and the state folder, "all",
+    "time": the reference time}. One line per entry (path, mode, size, ctime, inode; folders: path and mode), sorted per
+    folder; a folder the sandbox cannot write (a read-only mount) is listed with its ctime and not
+    descended. `since` is the reference fingerprint's "time" (None: now): files changed from
+    RACY seconds before it on are hashed by content, the same set in both fingerprints, so two
+    fingerprints compare equal only with the same reference."""
+    ref = time.time() if since is None else float(since)
+    git = os.path.join(WORKDIR, ".git")
+    skip = {os.path.join(git, "index"), os.path.join(git, "objects")}
+    skip.update(os.path.join(STATE, n) for n in ("history.json", "history.json.tmp", "exec.index"))
+    roots = [WORKDIR, STATE] + ([] if UNSANDBOXED else ["/tmp", os.environ.get("HOME") or "/root"])
+    digests = {k: hashlib.blake2b(digest_size=16) for k in ("git", "work", "box", "all")}
+    flags = {"attributes": False, "ignores": False}
+    stack = list(reversed(list(dict.fromkeys(roots))))
+    while stack:
+        p = stack.pop()
+        kind = (
+            "git" if p == git or p.startswith(git + "/") else "work" if p.startswith(WORKDIR + "/") else "box"
+        )
+        try:
+            st = os.lstat(p)
+        except OSError:
+            line = p + " -"
+        else:
+            if stat.S_ISDIR(st.st_mode):
+                line = f"{p} d {st.st_mode:o}"
+                if not os.access(p, os.W_OK):
+                    line += f" ro {st.st_ctime_ns}"
+                else:
+                    try:
+                        names = sorted(os.listdir(p), reverse=True)
+                    except OSError:
+                        names = []
+                        line += " unreadable"
+                    for n in names:
+                        c = os.path.join(p, n)
+                        if c in skip or n.endswith(".lock"):
+                            if c == os.path.join(git, "objects"):  # only its loose-object folders are skipped
+                                stack.extend(os.path.join(c, m) for m in sorted(os.listdir(c), reverse=True)
+                                             if not _LOOSE.match(m))  # fmt: skip
+                            continue
+                        stack.append(c)
+            else:
+                line = f"{p} {st.st_mode:o} {st.st_size} {st.st_ctime_ns} {st.st_ino}"
+                if stat.S_ISREG(st.st_mode) and st.st_ctime >= ref - RACY:
+                    try:
+                        with open(p, "rb") as f:
+                            line += " " + hashlib.blake2b(f.read(), digest_size=16).hexdigest()
+                    except OSError:
+                        line += " unreadable"
+                if kind == "work":
+                    name = os.path.basename(p)
+                    flags["attributes"] |= name == ".gitattributes"
+                    flags["ignores"] |= name == ".gitignore"
+        data = line.encode("utf-8", "surrogateescape") + b"\n"
+        digests[kind].update(data)
+        digests["all"].update(data)
+    TREE_FLAGS.clear()
+    TREE_FLAGS.update(flags)
+    out = {k: h.hexdigest() for k, h in digests.items()}
+    out["time"] = ref
+    return out
+
+
+EDITS = ("create", "str_replace", "insert", "undo_edit")
+WATCH_MAX = 4 << 20
+_PLAIN_PATH = re.compile(r"^[A-Za-z0-9_./+@%,=-]+$")
+"""Paths git prints without quoting or tabs; others go the general way."""
+
+
+def _watchable(params, watch):
+    """(real path, its path in the repository, its bytes or None) when an editor call can be measured
+    here with the same diff as `git add -A; git diff --cached` would give, else a reason (str)."""
+    if params.get("command") not in EDITS or not isinstance(params.get("path"), str):
+        return "not an edit"
+    if not TREE_FLAGS or TREE_FLAGS.get("attributes"):
+        return "no fingerprint of this state, or .gitattributes present"
+    path = params["path"]
+    if not os.path.isabs(path):
+        return "relative path"
+    real = os.path.realpath(path)
+    git = os.path.join(WORKDIR, ".git")
+    if not real.startswith(WORKDIR + "/") or real == git or real.startswith(git + "/"):
+        return "outside the work tree"
+    rel = real[len(WORKDIR) + 1 :]
+    if not _PLAIN_PATH.match(rel) or rel in (watch.get("new") or ()):
+        return "path needs quoting, or the state's patch created it"
+    try:
+        with open(os.path.join(git, "config"), "rb") as f:
+            config = f.read().lower()
+    except OSError:
+        return "no .git/config"
+    if any(k in config for k in (b"autocrlf", b"eol", b"attributesfile", b"excludesfile")):
+        return "line-ending or attribute settings"
+    for info in ("attributes", "exclude"):
+        try:
+            with open(os.path.join(git, "info", info), "rb") as f:
+                rules = [ln for ln in f.read().splitlines() if ln.strip() and not ln.startswith(b"#")]
+        except OSError:
+            rules = []
+        if rules:
+            return ".git/info/" + info + " has rules"
+    if not os.path.lexists(path):
+        if params["command"] != "create" or TREE_FLAGS.get("ignores"):
+            return "a new file where ignore rules could apply"
+        return real, rel, None
+    try:
+        st = os.lstat(real)
+    except OSError:
+        return "cannot stat"
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_size > WATCH_MAX:
+        return "not a plain file"
+    with open(real, "rb") as f:
+        return real, rel, f.read()
+
+
+def _git_diff(before, after, rel):
+    """`git diff` of one file's bytes (None: absent), headers as `git diff --cached` prints them
+    without the index line; None where git's output is not a plain text diff."""
+    a, b = os.path.join(STATE, "watch.a"), os.path.join(STATE, "watch.b")
+    for name, data in ((a, before), (b, after)):
+        with open(name, "wb") as f:
+            f.write(data or b"")
+    env = dict(os.environ, GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL="/dev/null", GIT_NO_REPLACE_OBJECTS="1")
+    argv = ["git", "-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null", "-c", "core.quotePath=false",
+            "-c", "diff.noprefix=false", "-c", "diff.mnemonicPrefix=false", "diff", "--no-index", "--no-color",
+            "--no-ext-diff", "--no-textconv", "--src-prefix=a/", "--dst-prefix=b/", "--",
+            "/dev/null" if before is None else a, b]  # fmt: skip
+    try:
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              cwd=WORKDIR, env=env, timeout=30)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    finally:
+        for name in (a, b):
+            try:
+                os.unlink(name)
+            except OSError:
+                pass
+    if proc.returncode not in (0, 1):
+        return None
+    out = proc.stdout
+    at = out.find(b"\n@@ ")
+    if (at < 0) != (before is None and not after) or b"\nBinary files " in out:
+        return None
+    head = f"diff --git a/{rel} b/{rel}\n"
+    if before is None:
+        head += "new file mode 100644\n"
+        if not after:
+            return head.encode()
+        head += f"--- /dev/null\n+++ b/{rel}\n"
+    else:
+        head += f"--- a/{rel}\n+++ b/{rel}\n"
+    return head.encode() + out[at + 1 :]
+
+
+def watched_edit(params, timeout, limit, watch):
+    """An editor edit measured and undone here: the touched file's bytes before and after, their
+    diff (`_git_diff`), the old bytes written back (a new file removed) and the editor's history
+    dropped, so the sandbox is at its state again. Reply: the editor's, plus "watched": the diff
+    (bounded like output); or "watched": {"skipped": reason} and nothing undone
+    (binary or oversized contents, a timeout, paths this cannot judge: the caller goes the general way)."""
+    plan = _watchable(params, watch)
+    reply = run_editor(params, timeout, limit)
+    if isinstance(plan, str) or reply["timed_out"]:
+        reply["watched"] = {"skipped": plan if isinstance(plan, str) else "timeout"}
+        return reply
+    real, rel, before = plan
+    after = None
+    if os.path.lexists(real):
+        try:
+            st = os.lstat(real)
+            if stat.S_ISREG(st.st_mode) and st.st_size <= WATCH_MAX:
+                with open(real, "rb") as f:
+                    after = f.read()
+            else:
+                after = False
+        except OSError:
+            after = False
+    if after is False or (after is not None and b"\0" in after[:8000]) or (before and b"\0" in before[:8000]):
+        reply["watched"] = {"skipped": "binary or not a plain file after the edit"}
+        return reply
+    if after == before:
+        delta = b""
+    else:
+        delta = _git_diff(before, after, rel) if after is not None else None
+        if delta is None:
+            reply["watched"] = {"skipped": "git could not diff it"}
+            return reply
+        if before is None:
+            os.unlink(real)
+        else:
+            with open(real, "wb") as f:
+                f.write(before)
+    for name in ("history.json", "history.json.tmp"):
+        try:
+            os.unlink(os.path.join(STATE, name))
+        except OSError:
+            pass
+    half = max(limit // 2, 1)
+    dropped = max(0, len(delta) - 2 * half)
+    head, tail = (delta[:half], delta[-half:]) if dropped else (delta, b"")
+    reply["watched"] = {"head": base64.b64encode(head).decode(), "tail": base64.b64encode(tail).decode(),
+                        "dropped": dropped}  # fmt: skip
+    return reply
+
+
 def main():
     _no_dump()
     BASELINE.update(int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid())
@@ -298,10 +525,14 @@ def main():
         if not line.strip():
             continue
         req = json.loads(line.decode("utf-8"))
-        if "editor" in req:
+        if "editor" in req and "watch" in req:
+            reply = watched_edit(req["editor"], float(req["timeout"]), int(req["limit"]), req["watch"] or {})
+        elif "editor" in req:
             reply = run_editor(req["editor"], float(req["timeout"]), int(req["limit"]))
         else:
             reply = run(req["cmd"], float(req["timeout"]), int(req["limit"]), bool(req.get("report")))
+        if "fingerprint" in req:
+            reply["fingerprint"] = fingerprint(req["fingerprint"])
         reply["id"] = req.get("id")
         out.write(json.dumps(reply).encode() + b"\n")
         out.flush()

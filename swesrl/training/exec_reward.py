@@ -31,18 +31,25 @@ The score (`effect_similarity`; `sim(a, b)` is `rewards.similarity`, 1.0 when eq
   changed `.git`, or a sandbox failed) the row falls back to the text reward, counted in
   `exec/fallback_rate`. Format failures stay -1.
 
-Safety and cost. Every action runs through `envs.tools.execute_action` in a sandbox of the
-configured backend (local bubblewrap by default, docker through the same Environment protocol):
-no network (enforced), a timeout per action, bounded output, every process killed after each
-command. Effects are read by separate commands after the action's processes are dead; before git
-runs again on a workspace the policy touched, `.git`'s metadata is checked against its fingerprint,
-and git runs with hooks, fsmonitor, textconv and external diff off and no global config. A pool of
-warm sandboxes, one or more per task, is shared across GRPO steps: a command that changes nothing
-(checked with one `find` over the workspace, /tmp, $HOME and the sandbox's state folder, by
-ctime, size and name) leaves its sandbox ready for the next completion; otherwise the state is
-restored before the next use, and a sandbox whose `.git`, /tmp, $HOME or state folder changed is
-closed and replaced. Identical calls on the same state run once (a cache shared across steps),
-completions run in parallel over sandboxes, and sandboxes are closed on errors and at exit.
+Safety and cost. Every action runs through the sandbox's command runner (`envs/runner_script.py`)
+in a sandbox of the configured backend (local bubblewrap by default, docker through the same
+runner): no network (enforced), a timeout per action, bounded output, every process killed after
+each command. Whether an action changed anything is read by the runner itself once the action's
+processes are dead: a fingerprint (name, mode, size, ctime and inode of every entry of the
+workspace, /tmp, $HOME and the sandbox's state folder, recently changed files hashed by content)
+comes back with the action's reply, no extra command. A `.git` (config, hooks, refs) or sandbox
+folder that changed fails the effect and replaces the sandbox, so git never runs on a `.git` the
+policy touched; git always runs with hooks, fsmonitor, textconv and external diff off and no global
+config. A read that cannot write (`is_pure_read`, editor views) needs no fingerprint; an editor edit
+is measured and undone by the runner (the touched file's bytes before and after, one `git diff
+--no-index` of them, the old bytes written back: 1 round trip, 1 process); any other change is
+diffed with `git add -A; git diff --cached` against the state's tree and the state restored with
+`git checkout`/`clean`/`apply`, in one command. The runner's edit diff and git's agree byte for
+byte (index lines dropped from both, `normalise_delta`); where they might not (a .gitattributes,
+line-ending settings, ignore rules for a new file, binary or odd paths) the edit goes the general
+way. A pool of warm sandboxes, one or more per task, is shared across GRPO steps; identical calls on
+the same state run once (a cache shared across steps), completions run in parallel over sandboxes,
+and sandboxes are closed on errors, at exit and on SIGTERM.
 
 >>> expert = Effect(output="a.py:3:foo\\n", returncode=0)
 >>> effect_similarity(Effect(output="a.py:3:foo\\n", returncode=0), expert)
@@ -65,7 +72,7 @@ import shlex
 import threading
 import time
 import weakref
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -79,7 +86,7 @@ from swesrl.core.actions import Action, FormatError, parse_action
 from swesrl.core.instances import default_mirror, load_instances
 from swesrl.envs import SandboxConfig, env_for_instance
 from swesrl.envs.base import WORKDIR
-from swesrl.envs.common import STATE_DIR
+from swesrl.envs.common import STATE_DIR, reply_text
 from swesrl.envs.tools import execute_action
 from swesrl.training.rewards import FORMAT_FAILURE, completion_text, similarity, srl_reward
 from swesrl.utils import UserError, iter_jsonl
@@ -246,50 +253,18 @@ _GIT_ENV = (
 )
 _G = "git -c core.fsmonitor=false -c core.hooksPath=/dev/null -c gc.auto=0 -c core.untrackedCache=false"
 _INDEX = f"{STATE_DIR}/exec.index"
-_FP = {k: f"{STATE_DIR}/fp.{k}" for k in ("git", "work", "box", "all")}
-
-
-def _listing(kind: str) -> str:
-    f, a = _FP[kind], _FP["all"]
-    return (
-        f"\\( -type d -fprintf {f} '%p d\\n' -fprintf {a} '%p d\\n' "
-        f"-o -fprintf {f} '%p %y %s %C@\\n' -fprintf {a} '%p %y %s %C@\\n' \\)"
-    )
-
-
-FINGERPRINT = (
-    f"rm -f {STATE_DIR}/fp.*; find {WORKDIR} /tmp /root {STATE_DIR} "
-    f"\\( -path {WORKDIR}/.git/index -o -name '*.lock' -o -path '{WORKDIR}/.git/objects/??' "
-    f"-o -path {STATE_DIR}/history.json -o -path {_INDEX} -o -path '{STATE_DIR}/fp.*' \\) -prune "
-    f"-o \\( ! -writable -fprintf {_FP['box']} '%p ro\\n' -fprintf {_FP['all']} '%p ro\\n' -prune \\) "
-    f"-o \\( -path {WORKDIR}/.git -o -path '{WORKDIR}/.git/*' \\) {_listing('git')} "
-    f"-o -path '{WORKDIR}/*' {_listing('work')} -o {_listing('box')}; "
-    f"cksum {_FP['git']} {_FP['work']} {_FP['box']} {_FP['all']}"
-)
-"""One `find` listing (name, type, size, ctime) of three places, one checksum each (and one of all): `.git`'s
-metadata (not its index, locks or loose objects), the work tree, and the sandbox's own folders
-(/tmp, $HOME, the state folder; read-only mounts there, such as the task's Python under a root
-user's home, are not descended). ctime cannot be set back by a command."""
-
-
-_PRUNE = (
-    f"\\( -path {WORKDIR}/.git/index -o -name '*.lock' -o -path '{WORKDIR}/.git/objects/??' "
-    f"-o -path {STATE_DIR}/history.json -o -path {_INDEX} -o -path '{STATE_DIR}/fp.*' \\) -prune"
-)
-FINGERPRINT_ALL = (
-    f"find {WORKDIR} /tmp /root {STATE_DIR} {_PRUNE} -o \\( ! -writable -printf '%p ro\\n' -prune \\) "
-    f"-o \\( -type d -printf '%p d\\n' \\) -o -printf '%p %y %s %C@\\n' | cksum"
-)
-"""FINGERPRINT's listing in one checksum (its `all` part): one find and one cksum after each command."""
+_DELTA = f"{STATE_DIR}/exec.delta"
 
 
 def restore_script(base_commit: str, patch: str, want_tree: bool) -> str:
+    """The repository at base_commit plus `patch`, the editor's history gone; `TREE <id>` (the
+    state's tree, for diffs against it) when `want_tree`. Its output is only errors and TREE."""
     b = shlex.quote(base_commit)
     lines = [
         f"cd {WORKDIR} || exit 90",
         _GIT_ENV,
         f"{_G} checkout -q -f -B main {b} && {_G} clean -qffdx || exit 91",
-        f"rm -f {STATE_DIR}/history.json",
+        f"rm -f {STATE_DIR}/history.json {STATE_DIR}/history.json.tmp",
     ]
     if patch:
         payload = base64.b64encode(patch.encode("utf-8", "surrogateescape")).decode("ascii")
@@ -301,42 +276,40 @@ def restore_script(base_commit: str, patch: str, want_tree: bool) -> str:
             f"rm -f {_INDEX} && GIT_INDEX_FILE={_INDEX} {_G} add -A && "
             f"echo TREE $(GIT_INDEX_FILE={_INDEX} {_G} write-tree) && rm -f {_INDEX} || exit 93"
         )
-    lines.append(FINGERPRINT)
     return "\n".join(lines)
 
 
-RESTORED = "__SWESRL_STATE_RESTORED__"
-
-
-def delta_script(tree: str, base_commit: str, patch: str, fp: dict[str, str]) -> str:
-    """First `.git` and the sandbox's own folders against their fingerprints `fp` (git must not run
-    on a `.git` the policy changed: `CHANGED git|box` and stop); then the change against the state's
-    tree `tree` (a git diff, untracked files included), and the state restored in the same command:
-    `<diff>\\n{RESTORED}\\n<restore's fingerprints>`."""
+def delta_script(tree: str, base_commit: str, patch: str) -> str:
+    """The change against the state's tree `tree` (a git diff, untracked files included), then the
+    state restored in the same command; its output is the diff alone (exit 0), else an error. Run only
+    on a sandbox whose `.git` and own folders are still at their fingerprints (git must not run on
+    a `.git` the policy changed)."""
     t = shlex.quote(tree)
-    checks = "".join(
-        f"case \"$now\" in *'{fp[k]} {_FP[k]}'*) ;; *) echo CHANGED {k}; exit 0 ;; esac\n"
-        for k in ("git", "box")
-    )
     return (
-        f"cd {WORKDIR} || exit 90\nnow=$({FINGERPRINT})\n{checks}{_GIT_ENV}\n"
+        f"cd {WORKDIR} || exit 90\n{_GIT_ENV}\n"
         f"rm -f {_INDEX}; (cp .git/index {_INDEX} 2>/dev/null || true)\n"
         f"GIT_INDEX_FILE={_INDEX} {_G} add -A && GIT_INDEX_FILE={_INDEX} {_G} -c core.quotePath=false "
-        f"diff --cached --no-color --no-ext-diff --no-textconv {t}; rc=$?; rm -f {_INDEX}; [ $rc = 0 ] || exit 94\n"
-        f"printf '\\n%s\\n' {RESTORED}\n" + restore_script(base_commit, patch, False)
+        f"-c diff.noprefix=false -c diff.mnemonicPrefix=false diff --cached --no-color --no-ext-diff "
+        f"--no-textconv --src-prefix=a/ --dst-prefix=b/ {t} > {_DELTA}; rc=$?; rm -f {_INDEX}; "
+        f"[ $rc = 0 ] || exit 94\n"
+        f"(\n{restore_script(base_commit, patch, False)}\n) > {_DELTA}.err 2>&1 || "
+        f"{{ rc=$?; cat {_DELTA}.err; rm -f {_DELTA} {_DELTA}.err; exit $rc; }}\n"
+        f"cat {_DELTA}; rm -f {_DELTA} {_DELTA}.err"
     )
 
 
-def parse_fingerprint(text: str) -> dict[str, str]:
-    """{"git", "work", "box": checksum} from FINGERPRINT's output, plus "tree" from a restore."""
-    out = {}
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 3 and parts[2].startswith(f"{STATE_DIR}/fp."):
-            out[parts[2].rsplit(".", 1)[1]] = f"{parts[0]} {parts[1]}"
-        elif len(parts) == 2 and parts[0] == "TREE":
-            out["tree"] = parts[1]
-    return out
+_INDEX_LINE = re.compile(r"^index [0-9a-f]+\.\.[0-9a-f]+(?: [0-7]+)?\n", re.MULTILINE)
+
+
+def normalise_delta(diff: str) -> str:
+    """A diff without its `index <blob>..<blob>` lines: the runner's measured edits (runner_script's
+    `watched_edit`) print none, and the blob ids add nothing the hunks do not say."""
+    return _INDEX_LINE.sub("", diff)
+
+
+def created_files(patch: str) -> list[str]:
+    """Paths a state's patch creates (the runner leaves those to the general way: they may be ignored)."""
+    return re.findall(r"^diff --git a/\S+ b/(\S+)\nnew file mode", patch, re.MULTILINE)
 
 
 class SandboxBroken(Exception):
@@ -344,61 +317,91 @@ class SandboxBroken(Exception):
 
 
 class WarmSandbox:
-    """One sandbox of the pool, for one task, with the state it is at and its fingerprints."""
+    """One sandbox of the pool, for one task, with the state it is at and its fingerprint (taken by
+    the sandbox's command runner, `runner_script.fingerprint`)."""
 
     def __init__(self, instance: dict, env: Any, timeout: float):
+        if not callable(getattr(env, "request", None)):
+            raise SandboxBroken(f"{type(env).__name__} has no command runner requests (env.request)")
         self.instance, self.env, self.timeout = instance, env, timeout
         self.state_key: str | None = None
         self.clean = False
-        self.fp: dict[str, str] = {}
+        self.fp: dict[str, Any] = {}
         self.trees: dict[str, str] = {}
         self.broken = False
+        self.last_way = ""
+        """How the last effect was read: read (no check), unchanged, runner (edit undone by the
+        runner), git (diff and restore), failed."""
+
+    def _fingerprinted(self, req: dict, timeout: float, since: float | None) -> tuple[Any, dict]:
+        obs, reply = self.env.request({**req, "fingerprint": since}, timeout)
+        fp = reply.get("fingerprint")
+        if not isinstance(fp, dict) or not {"git", "work", "box", "all", "time"} <= fp.keys():
+            self.broken = True  # the runner died (or is not ours): nothing about this sandbox is known
+            raise SandboxBroken(f"no fingerprint from the sandbox's runner: {obs.output[-300:]}")
+        return obs, reply
 
     def prepare(self, state: StepState) -> None:
         if self.clean and self.state_key == state.key:
             return
         want_tree = state.key not in self.trees
-        obs = self.env.execute(
-            restore_script(self.instance["base_commit"], state.patch, want_tree), timeout=120
-        )
-        fp = parse_fingerprint(obs.output)
-        if obs.returncode != 0 or len(fp) < 4 or (want_tree and "tree" not in fp):
+        script = restore_script(self.instance["base_commit"], state.patch, want_tree)
+        obs, reply = self._fingerprinted({"cmd": script}, 120, None)
+        tree = re.search(r"^TREE ([0-9a-f]+)$", obs.output, re.MULTILINE)
+        if obs.returncode != 0 or (want_tree and tree is None):
             self.broken = True
             raise SandboxBroken(f"restoring the state failed (exit {obs.returncode}): {obs.output[-300:]}")
         if want_tree:
-            self.trees[state.key] = fp.pop("tree")
-        self.fp, self.state_key, self.clean = fp, state.key, True
+            self.trees[state.key] = tree.group(1)
+        self.fp, self.state_key, self.clean = reply["fingerprint"], state.key, True
 
     def run(self, action: Action, state: StepState) -> Effect:
-        """The effect of `action` on `state` (restored first if needed)."""
+        """The effect of `action` on `state` (restored first if needed): a read that cannot write
+        runs alone; anything else runs with a fingerprint taken after it (its processes dead); an
+        editor edit is measured and undone by the runner (`watch`) where it can."""
         self.prepare(state)
-        self.clean = False
-        obs = execute_action(self.env, action, timeout=self.timeout)
+        self.clean, self.last_way = False, "failed"
+        params = dict(action.params)
+        editor = action.name == "str_replace_editor"
+        if (editor and params.get("command") == "view") or (
+            action.name == "bash" and is_pure_read(params.get("command", ""))
+        ):
+            obs = execute_action(self.env, action, timeout=self.timeout)
+            if obs.timed_out:
+                return Effect(obs.output, obs.returncode, None, "timeout")
+            self.clean, self.last_way = True, "read"  # cannot have written anything: still at the state
+            return Effect(obs.output, obs.returncode, "")
+        if editor and params.get("command") in EDIT_COMMANDS:
+            req: dict = {"editor": params, "watch": {"new": created_files(state.patch)}}
+        elif action.name == "bash":
+            req = {"cmd": params.get("command", "")}
+        else:
+            raise ValueError(f"no effect for tool {action.name!r}")
+        obs, reply = self._fingerprinted(req, self.timeout, self.fp["time"])
+        fp = reply["fingerprint"]
+        watched = reply.get("watched") or {}
+        if "head" in watched:  # measured and undone by the runner: at the state again
+            if fp["git"] != self.fp["git"] or fp["box"] != self.fp["box"]:
+                self.broken = True
+                raise SandboxBroken("the runner's undo left .git or the sandbox's folders changed")
+            self.fp, self.clean, self.last_way = fp, True, "runner"
+            return Effect(obs.output, obs.returncode, reply_text(watched))
+        if fp["git"] != self.fp["git"] or fp["box"] != self.fp["box"]:
+            self.broken = True  # .git, /tmp, $HOME or the state folder changed: replace the sandbox
+            what = ".git metadata" if fp["git"] != self.fp["git"] else "files outside the repository"
+            return Effect(obs.output, obs.returncode, None, f"{what} changed")
         if obs.timed_out:
             return Effect(obs.output, obs.returncode, None, "timeout")
-        editor = action.name == "str_replace_editor"
-        if (editor and action.params.get("command") == "view") or (
-            action.name == "bash" and is_pure_read(action.params.get("command", ""))
-        ):
-            self.clean = True  # cannot have written anything: still at the state
+        if fp["all"] == self.fp["all"]:
+            self.clean, self.last_way = True, "unchanged"  # nothing changed: still at the state
             return Effect(obs.output, obs.returncode, "")
-        edit = editor and action.params.get("command") in EDIT_COMMANDS
-        if not edit and self.env.execute(FINGERPRINT_ALL, timeout=60).output.strip() == self.fp["all"]:
-            self.clean = True  # nothing changed: the sandbox is still at the state
-            return Effect(obs.output, obs.returncode, "")
-        script = delta_script(self.trees[state.key], self.instance["base_commit"], state.patch, self.fp)
-        d = self.env.execute(script, 120)
-        if d.returncode == 0 and d.output.startswith("CHANGED "):
-            self.broken = True  # .git, /tmp, $HOME or the state folder changed: replace the sandbox
-            what = ".git metadata" if "git" in d.output else "files outside the repository"
-            return Effect(obs.output, obs.returncode, None, f"{what} changed")
-        delta, sep, rest = d.output.rpartition(f"\n{RESTORED}\n")
-        fp = parse_fingerprint(rest)
-        if d.returncode != 0 or not sep or len(fp) < 4:
+        script = delta_script(self.trees[state.key], self.instance["base_commit"], state.patch)
+        d, reply = self._fingerprinted({"cmd": script}, 120, None)
+        if d.returncode != 0:
             self.broken = True
             raise SandboxBroken(f"reading the change failed (exit {d.returncode}): {d.output[-300:]}")
-        self.fp, self.clean = fp, True  # restored to the state in the same command
-        return Effect(obs.output, obs.returncode, delta)
+        self.fp, self.clean, self.last_way = reply["fingerprint"], True, "git"  # restored in the same command
+        return Effect(obs.output, obs.returncode, normalise_delta(d.output))
 
     def close(self) -> None:
         try:
@@ -566,6 +569,9 @@ class ExecutionScorer:
         self.expert_cache: LRU = LRU(max(cfg.cache_size, 1024))
         self.policy_cache: LRU = LRU(cfg.cache_size)
         self.last = BatchStats()
+        self.ways: Counter[str] = Counter()
+        """Effects read so far by way (`WarmSandbox.last_way`)."""
+        self._lock = threading.Lock()
         self._threads = ThreadPoolExecutor(cfg.workers, thread_name_prefix="swesrl-exec")
         self._finalizer = weakref.finalize(self, _shutdown, self.pool, self._threads)
         atexit.register(self._finalizer)
@@ -598,6 +604,8 @@ class ExecutionScorer:
                     out[key] = sb.run(action, state)
                 except SandboxBroken as e:
                     out[key] = e
+                with self._lock:
+                    self.ways[sb.last_way] += 1
                 if sb.broken:
                     self.pool.release(sb)
                     sb = None

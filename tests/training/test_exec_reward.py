@@ -437,3 +437,116 @@ def test_the_docker_backend_scores_through_the_same_protocol(task, docker_client
         assert score(sc, task, [call("bash", command=f"grep -n {name} -r .")], expert_read) == [1.0]
         assert score(sc, task, [sed, call("bash", command="rm -rf /testbed/.git")], expert_edit) == [1.0, 0.0]
         assert sc.last.failed == 1
+
+
+def _state_patch(task, tmp_path, script: str) -> str:
+    """The patch `script` (shell, run in a clone of the task at base_commit) makes: a hand-made state."""
+    src = default_mirror(task["instances"]) / f"{task['instance']['repo'].replace('/', '__')}.git"
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(src), str(clone)], check=True)
+    subprocess.run(["git", "checkout", "-q", task["instance"]["base_commit"]], cwd=clone, check=True)
+    subprocess.run(["bash", "-c", script], cwd=clone, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=clone, check=True)
+    return subprocess.run(
+        ["git", "diff", "--cached"], cwd=clone, capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_the_runners_edit_diff_and_gits_agree_and_the_state_comes_back(task, tmp_path):
+    """Editor edits are measured and undone by the sandbox's runner (no git add, no checkout); a
+    bash edit goes through git. Same change, same diff: 1.0, both ways round, for a new file (on a
+    state without ignore rules) and an edit; after either, the sandbox is at its state again."""
+
+    iid = task["instance"]["instance_id"]
+    path = f"/testbed/{task['rel']}"
+    state = StepState(iid, _state_patch(task, tmp_path, "git rm -q .gitignore"), "")
+    cfg = ExecutionConfig(instances=task["instances"], timeout=5.0, workers=1)
+    text = "def added(x):\n    return x + 1"  # a call's parameters lose their trailing newline
+    create = call("str_replace_editor", command="create", path="/testbed/added.py", file_text=text)
+    printf = call("bash", command=f"printf %s {shlex.quote(text)} > /testbed/added.py")
+    edit = call(
+        "str_replace_editor", command="str_replace", path=path, old_str=task["old"], new_str=task["new"]
+    )
+    sed_line = task["text"].splitlines().index(task["old"]) + 1
+    repl = task["new"].replace("\\", "\\\\").replace("/", "\\/").replace("&", "\\&")
+    sed = call("bash", command=f"sed -i {shlex.quote(f'{sed_line}s/.*/{repl}/')} {path}")
+    with ExecutionScorer(cfg, states={f"{iid}#0": state}, instances={iid: task["instance"]}) as sc:
+        for expert, policy in ((create, printf), (printf, create), (edit, sed), (sed, edit)):
+            sc.expert_cache.clear()
+            sc.policy_cache.clear()
+            assert sc([completion(policy)], [expert], instance_id=[iid], step=[0]) == [1.0], (expert, policy)
+            assert sc.last.fallback == 0
+            for sb in sc.pool._idle.values():  # back at the state: the file as it was, no added.py
+                assert (sb.env.workspace / task["rel"]).read_text() == task["text"]
+                assert not (sb.env.workspace / "added.py").exists()
+                assert not (sb.env.workspace / ".gitignore").exists()
+        assert sc.ways["runner"] == 4 and sc.ways["git"] == 4, sc.ways
+
+
+def test_editor_edits_reaching_git_metadata_fail_and_replace_the_sandbox(task, tmp_path):
+    """The runner measures only files of the work tree: an editor path into .git (through `..` or a
+    symlink the state holds) goes the general way, where the changed .git fails the effect."""
+    iid = task["instance"]["instance_id"]
+    patch = _state_patch(task, tmp_path, "ln -s .git/config gitconfig")
+    cfg = ExecutionConfig(instances=task["instances"], timeout=5.0, workers=1)
+    expert = call("str_replace_editor", command="str_replace", path=f"/testbed/{task['rel']}",
+                  old_str=task["old"], new_str=task["new"])  # fmt: skip
+    hook = "[core]\n\tfsmonitor = touch /tmp/pwned\n"
+    attacks = [
+        call(
+            "str_replace_editor",
+            command="str_replace",
+            path="/testbed/zephyrstack/../.git/config",
+            old_str="[core]\n",
+            new_str=hook,
+        ),  # fmt: skip
+        call(
+            "str_replace_editor",
+            command="str_replace",
+            path="/testbed/gitconfig",
+            old_str="[core]\n",
+            new_str=hook,
+        ),
+    ]
+    with ExecutionScorer(
+        cfg, states={f"{iid}#0": StepState(iid, patch, "")}, instances={iid: task["instance"]}
+    ) as sc:
+        for attack in attacks:
+            opened = sc.pool.opened
+            assert sc([completion(attack)], [expert], instance_id=[iid], step=[0]) == [0.0]
+            assert sc.last.failed == 1 and sc.pool.opened == opened + 1 and sc.pool.open == 0
+
+
+def test_the_runners_fingerprint_sees_a_same_size_rewrite_in_the_same_clock_tick(tmp_path, monkeypatch):
+    """ctime has a coarse clock: a same-size rewrite right after the reference fingerprint could keep
+    name, size, ctime and inode; files changed near or after the reference are hashed by content, so
+    an in-place rewrite is seen whatever the clock did."""
+    import importlib.util
+
+    work, state = tmp_path / "testbed", tmp_path / "state"
+    (work / ".git").mkdir(parents=True)
+    state.mkdir()
+    monkeypatch.setenv("SWESRL_WORKDIR", str(work))
+    monkeypatch.setenv("SWESRL_STATE", str(state))
+    monkeypatch.setenv("SWESRL_UNSANDBOXED", "1")
+    spec = importlib.util.spec_from_file_location(
+        "runner_under_test", Path(swesrl_envs_dir()) / "runner_script.py"
+    )
+    runner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runner)
+    f = work / "a.py"
+    f.write_bytes(b"x = 1\n")
+    ref = runner.fingerprint(None)
+    assert runner.fingerprint(ref["time"]) == ref  # nothing changed: the same digests
+    with open(f, "r+b") as fh:  # in place: same inode, same size
+        fh.write(b"y")
+    after = runner.fingerprint(ref["time"])
+    assert after["work"] != ref["work"] and after["git"] == ref["git"] and after["box"] == ref["box"]
+    (work / ".git" / "config").write_text("[core]\n")
+    assert runner.fingerprint(ref["time"])["git"] != ref["git"]
+
+
+def swesrl_envs_dir() -> str:
+    import swesrl.envs
+
+    return os.path.dirname(swesrl.envs.__file__)
