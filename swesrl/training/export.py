@@ -22,6 +22,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from swesrl.training.exec_reward import ExecutionConfig
 from swesrl.training.srl import load_srl_dataset
 from swesrl.utils import UserError, iter_jsonl
 
@@ -117,8 +118,6 @@ def export_verl(
     `execution` (compare `execution` / `mixed`): `ExecutionConfig` fields for the reward module
     (at least `instances`); the rows' states travel in `extra_info.state`."""
     from datasets import Dataset
-
-    from swesrl.training.exec_reward import ExecutionConfig
 
     dataset = load_srl_dataset(data)
     states = None
