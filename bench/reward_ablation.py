@@ -122,7 +122,6 @@ def srl_config(paths: dict, arm: str, seed: int, out_dir: Path, steps: int, work
             "compare": arm,
             "text_weight": 0.5,
             "execution": {
-                "data": str(paths["train"]),
                 "instances": str(paths["instances"]),
                 "workers": workers,
             },

@@ -9,8 +9,9 @@ state the expert had before the step and compares their effects (`reward.compare
 The state. `swesrl data build --with-state` replays each expert trajectory in a sandbox
 (`data/verify.py: replay_states`) and stores, in every step row, `state.patch` (the workspace diff
 against base_commit after the expert's earlier steps) and `state.final_patch` (the expert's
-submission). Restoring a state is: the repository at base_commit (`git checkout -f`, `git clean
--ffdx`), then `git apply` of the patch. Not restored: files outside /testbed (/tmp, $HOME), binary
+submission). The rows reach the reward as TRL's `state` column (`srl.load_srl_dataset`), so the
+training data is the one source of states. Restoring a state is: the repository at base_commit
+(`git checkout -f`, `git clean -ffdx`), then `git apply` of the patch. Not restored: files outside /testbed (/tmp, $HOME), binary
 changes (a text diff cannot carry them) and the editor's undo history.
 
 The score (`effect_similarity`; `sim(a, b)` is `rewards.similarity`, 1.0 when equal):
@@ -65,7 +66,6 @@ from __future__ import annotations
 import atexit
 import base64
 import hashlib
-import json
 import logging
 import re
 import shlex
@@ -76,7 +76,6 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pydantic import Field, field_validator
@@ -89,7 +88,7 @@ from swesrl.envs.base import WORKDIR
 from swesrl.envs.common import STATE_DIR, reply_text
 from swesrl.envs.tools import execute_action
 from swesrl.training.rewards import FORMAT_FAILURE, completion_text, similarity, srl_reward
-from swesrl.utils import UserError, iter_jsonl
+from swesrl.utils import UserError
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +97,6 @@ _TIMING = re.compile(r"\b\d+(?:\.\d+)?\s?(?:s|ms|sec|seconds)\b")
 
 
 class ExecutionConfig(StrictModel):
-    data: str | None = None
-    """`srl.jsonl` built with `swesrl data build --with-state` (its rows carry `state`); usually the
-    same file as `data.path`. Rows are matched to prompts by instance, step and prompt text."""
     instances: str | None = None
     """Instances file of those rows (SWE-bench schema); bundled suites: SUITE/instances.jsonl."""
     mirror: str | None = None
@@ -206,43 +202,13 @@ class StepState:
         return h.hexdigest()
 
 
-def prompt_key(instance_id: str, step: int, prompt: Any) -> str:
-    """Key of a step row: its instance, step and prompt text (two trajectories of one task can
-    share a step number with different states)."""
-    if isinstance(prompt, str):
-        msgs: Any = prompt
-    else:
-        msgs = [[m.get("role", ""), m.get("content", "")] for m in prompt or []]
-    blob = json.dumps([instance_id, int(step), msgs], ensure_ascii=False)
-    return hashlib.blake2b(blob.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
-
-
-def load_states(path: str | Path) -> dict[str, StepState]:
-    """Step states of an srl.jsonl built with `--with-state`: prompt key -> state, plus
-    `instance_id#step` -> state where that pair is unambiguous."""
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"reward.execution.data not found: {p}")
-    states: dict[str, StepState] = {}
-    by_step: dict[str, StepState | None] = {}
-    strings: dict[str, str] = {}
-    n = 0
-    for row in iter_jsonl(p):
-        st = row.get("state")
-        if not isinstance(st, dict) or "patch" not in st:
-            continue
-        n += 1
-        iid, step = str(row.get("instance_id", "")), int(row.get("step", 0))
-        patch = strings.setdefault(st["patch"], st["patch"])
-        final = strings.setdefault(st.get("final_patch", ""), st.get("final_patch", ""))
-        state = StepState(iid, patch, final)
-        states[prompt_key(iid, step, row.get("prompt"))] = state
-        k = f"{iid}#{step}"
-        by_step[k] = state if k not in by_step or by_step[k] == state else None
-    if n == 0:
-        raise UserError(f"{p}: no row carries a `state`: build it with `swesrl data build --with-state`")
-    states.update({k: v for k, v in by_step.items() if v is not None})
-    return states
+def row_state(instance_id: str, state: Any) -> StepState | None:
+    """The StepState of a row's `state` column ({patch, final_patch}); None when it has none."""
+    if isinstance(state, StepState):
+        return state
+    if not isinstance(state, dict) or not isinstance(state.get("patch"), str):
+        return None
+    return StepState(str(instance_id), state["patch"], str(state.get("final_patch") or ""))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -546,14 +512,9 @@ class ExecutionScorer:
 
     def __init__(self, cfg: ExecutionConfig, states: dict[str, StepState] | None = None,
                  instances: dict[str, dict] | None = None):  # fmt: skip
+        """`states`: `instance_id#step` -> state, for callers without a `state` column (tests, benches)."""
         self.cfg = cfg
-        if states is None:
-            if not cfg.data:
-                raise UserError(
-                    "reward.compare=execution needs reward.execution.data: an srl.jsonl built with "
-                    "`swesrl data build --with-state` (usually the same file as data.path)"
-                )
-            states = load_states(cfg.data)
+        states = states or {}
         if instances is None:
             if not cfg.instances:
                 raise UserError(
@@ -584,10 +545,6 @@ class ExecutionScorer:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-    def state_for(self, instance_id: str, step: int, prompt: Any) -> StepState | None:
-        st = self.states.get(prompt_key(instance_id, step, prompt)) if prompt is not None else None
-        return st or self.states.get(f"{instance_id}#{int(step)}")
 
     # -- running effects
 
@@ -652,15 +609,18 @@ class ExecutionScorer:
 
     # -- the reward
 
-    def __call__(self, completions: Sequence[Any], expert_action: Sequence[str] | str, prompts: Sequence[Any] | None = None,
-                 instance_id: Sequence[str] | None = None, step: Sequence[int] | None = None,
-                 require_think: bool = True, **kwargs: Any) -> list[float]:  # fmt: skip
-        """Execution rewards, one per completion (TRL's reward signature plus the rows' columns)."""
+    def __call__(self, completions: Sequence[Any], expert_action: Sequence[str] | str,
+                 instance_id: Sequence[str] | None = None, state: Sequence[Any] | None = None,
+                 step: Sequence[int] | None = None, require_think: bool = True, **kwargs: Any) -> list[float]:  # fmt: skip
+        """Execution rewards, one per completion (TRL's reward signature plus the rows' columns):
+        each row's `state` column, else the scorer's `states` by `instance_id#step`."""
         n = len(completions)
         ids = list(instance_id) if instance_id is not None else [""] * n
-        steps = list(step) if step is not None else [0] * n
-        prompt_list = list(prompts) if prompts is not None else [None] * n
-        states = [self.state_for(i, k, p) for i, k, p in zip(ids, steps, prompt_list, strict=True)]
+        if state is not None:
+            states = [row_state(i, st) for i, st in zip(ids, state, strict=True)]
+        else:
+            steps = list(step) if step is not None else [0] * n
+            states = [self.states.get(f"{i}#{int(k)}") for i, k in zip(ids, steps, strict=True)]
         return self.score(completions, expert_action, states, require_think)
 
     def score(self, completions: Sequence[Any], expert_action: Sequence[str] | str,
@@ -731,8 +691,8 @@ def execution_reward(completions: Sequence[Any], expert_action: Sequence[str] | 
                      mode: str = "execution", text_weight: float = 0.5, require_think: bool = True,
                      **kwargs: Any) -> list[float]:  # fmt: skip
     """`execution`: the scorer's rewards; `mixed`: `text_weight * text + (1 - text_weight) * execution`
-    (format failures stay -1). Step states come from `states=` (a list) or from the rows' columns
-    (`prompts`, `instance_id`, `step`) looked up in the scorer's states file."""
+    (format failures stay -1). Step states come from `states=` (a list of StepState) or from the
+    rows' columns (`instance_id` and `state`, as TRL passes them)."""
     if "states" in kwargs:
         ex = scorer.score(completions, expert_action, kwargs["states"], require_think)
     else:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from swesrl.training.exec_reward import ExecutionConfig
 from swesrl.training.srl import load_srl_dataset
-from swesrl.utils import UserError, iter_jsonl
+from swesrl.utils import UserError
 
 DATA_SOURCE = "swesrl/srl"
 
@@ -125,8 +125,7 @@ def export_verl(
         cfg = ExecutionConfig.model_validate(execution or {})
         if not cfg.instances:
             raise UserError(f"--compare {compare} needs the instances file (--instances)")
-        states = [r.get("state") if isinstance(r.get("state"), dict) else None for r in iter_jsonl(data)]
-        states = states[: len(dataset)]
+        states = list(dataset["state"]) if "state" in dataset.column_names else []
         if not any(states):
             raise UserError(
                 f"{data}: no row carries a `state`: build it with `swesrl data build --with-state`"

@@ -75,13 +75,13 @@ class RewardConfig(StrictModel):
     compare: Literal["text", "call", "canonical", "execution", "mixed"] = "text"
     """What is compared: the text after </think> (paper), the call only, canonical calls, the
     effects of both actions run on the step's sandbox state (`execution`, needs data built with
-    `--with-state`; `training/exec_reward.py`), or `mixed`: text_weight * text + the rest * execution."""
+    `--with-state`: each row's `state` column; `training/exec_reward.py`), or `mixed`: text_weight * text + the rest * execution."""
     require_think: bool = True
     """A completion without a closed </think> is a format failure (reward -1)."""
     text_weight: float = Field(0.5, ge=0, le=1)
     """`mixed`: the weight of the text similarity (the execution reward gets 1 - text_weight)."""
     execution: ExecutionConfig = ExecutionConfig()
-    """`execution` / `mixed`: the states file, instances, sandboxes and limits."""
+    """`execution` / `mixed`: the instances, sandboxes and limits (the states come with the rows of `data.path`)."""
 
 
 class DynamicSamplingConfig(StrictModel):
@@ -176,7 +176,10 @@ class DynamicSamplingExhausted(UserError):
 
 
 def load_srl_dataset(path: str | Path, limit: int | None = None):
-    """`srl.jsonl` as a `datasets.Dataset` with `prompt` (messages) and `expert_action` columns."""
+    """`srl.jsonl` as a `datasets.Dataset` with `prompt` (messages), `expert_action`, `instance_id`,
+    `step` columns, and `state` ({patch, final_patch}, None where a row has none) when rows carry
+    one (`swesrl data build --with-state`): TRL hands every column to the reward function, so the
+    execution reward reads each row's state from here, the one source."""
     from datasets import Dataset
 
     p = Path(path)
@@ -187,18 +190,25 @@ def load_srl_dataset(path: str | Path, limit: int | None = None):
         for key, kind in (("prompt", list), ("expert_action", str)):
             if not isinstance(row.get(key), kind):
                 raise UserError(f"{p}:{i}: missing or invalid `{key}` (expected {kind.__name__})")
+        st = row.get("state")
         rows.append(
             {
                 "prompt": [{"role": m["role"], "content": m["content"]} for m in row["prompt"]],
                 "expert_action": row["expert_action"],
                 "instance_id": str(row.get("instance_id", "")),
                 "step": int(row.get("step", 0)),
+                "state": {"patch": st["patch"], "final_patch": str(st.get("final_patch") or "")}
+                if isinstance(st, dict) and isinstance(st.get("patch"), str)
+                else None,
             }
         )
         if limit and len(rows) >= limit:
             break
     if not rows:
         raise UserError(f"{p}: no rows")
+    if all(r["state"] is None for r in rows):
+        for r in rows:
+            del r["state"]
     return Dataset.from_list(rows)
 
 
@@ -225,9 +235,8 @@ def make_reward_func(cfg: RewardConfig):
                 mode=cfg.compare,
                 text_weight=cfg.text_weight,
                 require_think=cfg.require_think,
-                prompts=kw.get("prompts"),
                 instance_id=kw.get("instance_id"),
-                step=kw.get("step"),
+                state=kw.get("state"),
             )
             if log_metric is not None:
                 for name, value in scorer.last.metrics().items():
@@ -506,6 +515,11 @@ def train_srl(cfg: SRLConfig, on_step: OnStep | None = None) -> dict:
     from swesrl.training.plots import MetricsFileCallback
 
     dataset = load_srl_dataset(cfg.data.path, cfg.data.limit)
+    if cfg.reward.compare in ("execution", "mixed") and "state" not in dataset.column_names:
+        raise UserError(
+            f"reward.compare={cfg.reward.compare}: no row of {cfg.data.path} carries a `state`: "
+            "build it with `swesrl data build --with-state`"
+        )
     model, tokenizer = load_policy(cfg.model)
     dataset = fit_context(
         dataset,

@@ -395,7 +395,8 @@ def test_with_state_rows_carry_the_workspace_before_their_step(suite, tmp_path):
     """`--with-state` replays the expert in a sandbox: each row holds the diff before its step and the
     final patch; the execution reward restores exactly that state."""
     from swesrl.core.actions import format_action
-    from swesrl.training.exec_reward import ExecutionConfig, ExecutionScorer, load_states
+    from swesrl.training.exec_reward import ExecutionConfig, ExecutionScorer
+    from swesrl.training.srl import load_srl_dataset
 
     inst, mirror = suite
     config = load_agent_config()
@@ -418,14 +419,13 @@ def test_with_state_rows_carry_the_workspace_before_their_step(suite, tmp_path):
 
     # the reward restores the state of step 3 (edit made): re-running the tests passes there
     (tmp_path / "instances.jsonl").write_text(json.dumps(inst) + "\n")
-    cfg = ExecutionConfig(data=str(tmp_path / "ds/srl.jsonl"), instances=str(tmp_path / "instances.jsonl"),
-                          mirror=str(mirror))  # fmt: skip
+    cfg = ExecutionConfig(instances=str(tmp_path / "instances.jsonl"), mirror=str(mirror))
+    column = load_srl_dataset(tmp_path / "ds/srl.jsonl")["state"]  # what TRL hands the reward
+    assert column == [r["state"] for r in rows]
     expert = rows[3]["expert_action"]
     same = format_action("bash", {"command": "python3 -m pytest -q tests/ 2>&1 | tail -n 1"})
     with ExecutionScorer(cfg) as sc:
-        assert len(load_states(cfg.data)) >= 5
-        got = sc([f"<think>t</think>{same}"], [expert], prompts=[rows[3]["prompt"]],
-                 instance_id=[inst["instance_id"]], step=[4])  # fmt: skip
+        got = sc([f"<think>t</think>{same}"], [expert], instance_id=[inst["instance_id"]], state=[column[3]])
     assert got == [1.0]
 
     # the CLI: --with-state needs --instances; with it, the same rows

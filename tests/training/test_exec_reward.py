@@ -10,6 +10,7 @@ Python one-liner)."""
 from __future__ import annotations
 
 import glob
+import json
 import os
 import re
 import shlex
@@ -29,7 +30,6 @@ from swesrl.training.exec_reward import (
     StepState,
     effect_similarity,
     execution_reward,
-    load_states,
 )
 from swesrl.training.rewards import srl_reward
 
@@ -275,12 +275,7 @@ def test_make_reward_func_builds_it_from_the_config_with_trls_signature(task, tm
     expert = call("bash", command="ls")
     row = {"instance_id": iid, "step": 0, "prompt": prompt, "expert_action": expert,
            "state": {"patch": "", "final_patch": task["instance"]["patch"]}}  # fmt: skip
-    data = tmp_path / "srl.jsonl"
-    import json
-
-    data.write_text(json.dumps(row) + "\n")
-    assert load_states(data)  # keyed by prompt, and by instance#step
-    cfg = RewardConfig(compare="execution", execution={"data": str(data), "instances": task["instances"]})
+    cfg = RewardConfig(compare="execution", execution={"instances": task["instances"]})
     func = make_reward_func(cfg)
     logged = {}
     try:
@@ -291,16 +286,18 @@ def test_make_reward_func_builds_it_from_the_config_with_trls_signature(task, tm
             expert_action=[expert] * 2,
             instance_id=[iid] * 2,
             step=[0, 0],
+            state=[row["state"], None],  # the dataset's column: the second row has no state
             trainer_state=None,
             log_extra=None,
             log_metric=lambda k, v: logged.__setitem__(k, v),
         )
     finally:
         func.close()
-    assert got == [1.0, 1.0]
-    assert logged["exec/executed"] == 2 and logged["format_failure_rate"] == 0.0
-    with pytest.raises(Exception, match="with-state"):
-        make_reward_func(RewardConfig(compare="execution", execution={"instances": task["instances"]}))
+    assert got == [1.0, srl_reward([completion(call("bash", command="ls ."))], [expert])[0]]
+    assert logged["exec/executed"] == 2 and logged["exec/fallback_rate"] == 0.5
+    assert logged["format_failure_rate"] == 0.0
+    with pytest.raises(ValueError, match="data"):  # the states come with the rows: no second source
+        RewardConfig(compare="execution", execution={"data": "srl.jsonl", "instances": task["instances"]})
 
 
 def test_network_cannot_be_turned_on():
@@ -308,20 +305,29 @@ def test_network_cannot_be_turned_on():
         ExecutionConfig(sandbox={"network": True})
 
 
-def test_states_file_without_states_is_one_clear_error(tmp_path):
+def test_srl_data_without_states_is_one_clear_error_and_rows_carry_their_state(tmp_path):
+    from swesrl.training.srl import load_srl_config, load_srl_dataset, train_srl
     from swesrl.utils import UserError
 
-    p = tmp_path / "srl.jsonl"
-    p.write_text('{"instance_id": "a", "step": 0, "prompt": [], "expert_action": "x"}\n')
+    base = {"instance_id": "a", "step": 0, "prompt": [{"role": "user", "content": "x"}], "expert_action": "x"}
+    plain, with_state = tmp_path / "plain.jsonl", tmp_path / "state.jsonl"
+    plain.write_text(json.dumps(base) + "\n")
+    with_state.write_text(
+        json.dumps(base | {"state": {"patch": "p", "final_patch": "f"}})
+        + "\n"
+        + json.dumps(base | {"step": 1})
+        + "\n"
+    )
+    assert "state" not in load_srl_dataset(plain).column_names
+    assert load_srl_dataset(with_state)["state"] == [{"patch": "p", "final_patch": "f"}, None]
+    cfg = load_srl_config("srl_tiny.yaml", [f"data.path={plain}", "reward.compare=execution",
+                                            f"output.dir={tmp_path / 'run'}"])  # fmt: skip
     with pytest.raises(UserError, match="--with-state"):
-        load_states(p)
-    with pytest.raises(UserError, match="not found"):
-        load_states(Path(tmp_path / "missing.jsonl"))
+        train_srl(cfg)
 
 
 def test_verl_export_scores_by_execution_with_the_state_in_extra_info(task, tmp_path):
     import importlib.util
-    import json
 
     import pyarrow.parquet as pq
 
@@ -361,7 +367,6 @@ def test_verl_export_scores_by_execution_with_the_state_in_extra_info(task, tmp_
 def test_swesrl_train_srl_runs_with_the_execution_reward(task, tmp_path):
     """One GRPO step of `train_srl` (TRL's GRPOTrainer) with `reward.compare: execution` on the shipped
     tiny checkpoint: the reward function is called with TRL's signature and logs its metrics."""
-    import json
 
     from swesrl.training.srl import load_srl_config, train_srl
 
@@ -384,7 +389,6 @@ def test_swesrl_train_srl_runs_with_the_execution_reward(task, tmp_path):
             f"data.path={data}",
             f"output.dir={tmp_path / 'run'}",
             "reward.compare=execution",
-            f"reward.execution.data={data}",
             f"reward.execution.instances={task['instances']}",
             "dynamic_sampling.enabled=false",
             "train.max_steps=1",
@@ -397,7 +401,7 @@ def test_swesrl_train_srl_runs_with_the_execution_reward(task, tmp_path):
     assert summary["global_step"] == 1
     logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     step = next(r for r in logged if "reward" in r)
-    assert -1 <= step["reward"] <= 1 and "exec/fallback_rate" in step
+    assert -1 <= step["reward"] <= 1 and step["exec/fallback_rate"] == 0.0  # each row brought its state
 
 
 def test_only_commands_that_cannot_write_skip_the_check():
