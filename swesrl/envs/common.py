@@ -15,10 +15,13 @@ import re
 import select
 import shlex
 import shutil
+import signal
 import struct
 import subprocess
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from swesrl.envs.base import WORKDIR
@@ -144,6 +147,37 @@ def source_from_dir(repo: Path) -> tuple[Path, str]:
 def new_tempdir(prefix: str = "swesrl-") -> Path:
     """A temporary folder named `<prefix><owner pid>-...`, so `swesrl sandbox gc` can find leftovers."""
     return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-"))
+
+
+_term_cleanups: list[Callable[[], None]] = []
+_term_pid: int | None = None
+
+
+def close_on_sigterm(cleanup: Callable[[], None]) -> None:
+    """Run `cleanup` (close this process's sandboxes) when SIGTERM arrives, then die of SIGTERM as
+    before (exit status -15): SIGTERM's default kills a process without atexit, leaving workspaces,
+    cgroups and containers behind. Installed from the main thread over the default disposition only;
+    a program's own handler is left alone (its orderly exit runs atexit, which closes them too)."""
+    global _term_pid
+    if cleanup not in _term_cleanups:
+        _term_cleanups.append(cleanup)
+    current = signal.getsignal(signal.SIGTERM)
+    if current is _on_sigterm:
+        _term_pid = os.getpid()  # also a forked child: its cleanups close only its own sandboxes
+    elif current is signal.SIG_DFL and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
+        _term_pid = os.getpid()
+
+
+def _on_sigterm(signum, frame) -> None:
+    if os.getpid() == _term_pid:  # not a forked child that inherited the handler and nothing else
+        for cleanup in list(_term_cleanups):
+            try:
+                cleanup()
+            except Exception as e:  # the others still run; the process dies anyway
+                log.warning("cleanup on SIGTERM failed: %s", e)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 RUNNER_DIED = (

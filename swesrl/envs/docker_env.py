@@ -39,6 +39,7 @@ from swesrl.envs.common import (
     Channel,
     OutputBuffer,
     RunnerDied,
+    close_on_sigterm,
     diff_script,
     drop_binary_diffs,
     editor_script,
@@ -285,7 +286,9 @@ class DockerEnv:
             self.container = self._run_container(kw)
         except docker.errors.APIError as e:
             raise UserError(f"cannot start a container from {self.image}: {e.explanation or e}") from None
+        self._owner = os.getpid()
         _live.add(self)
+        close_on_sigterm(_close_all)
         self._prepare()
 
     def _run_container(self, kw: dict):
@@ -604,7 +607,8 @@ class DockerEnv:
 
 @atexit.register
 def _close_all() -> None:
-    for env in list(_live):
+    """Close this process's containers (at exit, on SIGTERM); in a forked child only its own."""
+    for env in [e for e in list(_live) if getattr(e, "_owner", None) == os.getpid()]:
         try:
             env.close()
         except Exception:

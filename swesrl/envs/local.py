@@ -19,6 +19,7 @@ config allows it (`unsafe_no_sandbox`, the CLI's `--unsafe-no-sandbox`), and the
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import re
@@ -29,8 +30,10 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
+import weakref
 from pathlib import Path
 
 from swesrl.envs.base import WORKDIR, Observation, SandboxConfig
@@ -39,6 +42,7 @@ from swesrl.envs.common import (
     STATE_DIR,
     Channel,
     RunnerDied,
+    close_on_sigterm,
     diff_script,
     drop_binary_diffs,
     editor_script,
@@ -231,15 +235,45 @@ class Cgroup:
         self.paths = []
 
 
+_live: weakref.WeakSet = weakref.WeakSet()
+_live_lock = threading.Lock()
+_terminating = False
+
+
+def close_all_local() -> None:
+    """Close every local sandbox this process opened (at exit, on SIGTERM: `close_on_sigterm`);
+    none opens after it. In a forked child only the child's own."""
+    global _terminating
+    with _live_lock:
+        _terminating = True
+        envs = [e for e in _live if e._owner == os.getpid()]
+    for env in envs:
+        try:
+            env.close()
+        except Exception as e:  # the others still close
+            log.warning("closing a local sandbox failed: %s", e)
+
+
+atexit.register(close_all_local)
+
+
 class LocalEnv:
     """A task repository in a host folder; commands under bubblewrap (see the module docstring)."""
 
     def __init__(self, source: Path, base_commit: str, config: SandboxConfig, image: str | None = None):
         self.config = config
-        self.root = new_tempdir("swesrl-local-")
         self._closed = False
         self._proc: subprocess.Popen | None = None
         self.cgroup: Cgroup | None = None
+        self._owner = os.getpid()
+        close_on_sigterm(close_all_local)
+        self.root = new_tempdir("swesrl-local-")
+        with _live_lock:
+            _live.add(self)
+            closing = _terminating
+        if closing:  # the process is shutting down: no new sandbox
+            self.close()
+            raise RuntimeError("this process is closing its sandboxes (SIGTERM or exit)")
         try:
             self.source = Path(source)
             self.workspace, self.base_commit = make_workspace(self.source, base_commit, self.root)
@@ -451,6 +485,8 @@ class LocalEnv:
         if self.cgroup is not None:
             self.cgroup.remove()
         rmtree(self.root)
+        with _live_lock:
+            _live.discard(self)
 
     def __enter__(self) -> LocalEnv:
         return self

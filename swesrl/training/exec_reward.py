@@ -85,7 +85,8 @@ from swesrl.core.actions import Action, FormatError, parse_action
 from swesrl.core.instances import default_mirror, load_instances
 from swesrl.envs import SandboxConfig, env_for_instance
 from swesrl.envs.base import WORKDIR
-from swesrl.envs.common import STATE_DIR, reply_text
+from swesrl.envs.common import STATE_DIR, close_on_sigterm, reply_text
+from swesrl.envs.local import close_all_local
 from swesrl.envs.tools import execute_action
 from swesrl.training.rewards import FORMAT_FAILURE, completion_text, similarity, srl_reward
 from swesrl.utils import UserError
@@ -536,6 +537,7 @@ class ExecutionScorer:
         self._threads = ThreadPoolExecutor(cfg.workers, thread_name_prefix="swesrl-exec")
         self._finalizer = weakref.finalize(self, _shutdown, self.pool, self._threads)
         atexit.register(self._finalizer)
+        close_on_sigterm(close_all_local)  # from this (main) thread: the pool's threads open the sandboxes
 
     def close(self) -> None:
         self._finalizer()
