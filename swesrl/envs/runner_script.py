@@ -149,6 +149,10 @@ def run(cmd, timeout, limit, report=False):
         msg = base64.b64encode((str(e) + "\n").encode()).decode()
         return {"head": msg, "tail": "", "returncode": 126, "timed_out": False, "dropped": 0}
     fd = proc.stdout.fileno()
+    try:  # wakes select when the command exits (Popen.wait with a timeout polls in sleeps of up to 50 ms)
+        exited = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        exited = None
     if report:
         os.close(wfd)
     deadline = time.monotonic() + timeout
@@ -187,6 +191,11 @@ def run(cmd, timeout, limit, report=False):
         if left <= 0:
             timed_out = True
             break
+        if eof and exited is not None:
+            select.select([exited], [], [], min(left, 1.0))
+            if proc.poll() is not None:
+                break
+            continue
         if eof:
             try:
                 proc.wait(timeout=min(left, 1.0))
@@ -214,6 +223,8 @@ def run(cmd, timeout, limit, report=False):
         eof = not chunk
         feed(chunk)
     proc.stdout.close()
+    if exited is not None:
+        os.close(exited)
     rc = proc.wait()
     reap()
     if script:
