@@ -438,7 +438,12 @@ def _git_diff(before, after, rel):
     without the index line; None where git's output is not a plain text diff."""
     a, b = os.path.join(STATE, "watch.a"), os.path.join(STATE, "watch.b")
     for name, data in ((a, before), (b, after)):
-        with open(name, "wb") as f:
+        try:
+            os.unlink(name)
+        except OSError:
+            pass
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        with os.fdopen(fd, "wb") as f:
             f.write(data or b"")
     env = dict(os.environ, GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL="/dev/null", GIT_NO_REPLACE_OBJECTS="1")
     argv = ["git", "-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null", "-c", "core.quotePath=false",
@@ -479,11 +484,22 @@ def watched_edit(params, timeout, limit, watch):
     dropped, so the sandbox is at its state again. Reply: the editor's, plus "watched": the diff
     (bounded like output); or "watched": {"skipped": reason} and nothing undone
     (binary or oversized contents, a timeout, paths this cannot judge: the caller goes the general way)."""
-    plan = _watchable(params, watch)
+    try:
+        plan = _watchable(params, watch)
+    except Exception as e:  # e.g. an unreadable file: the general way
+        plan = "cannot read it: " + str(e)
     reply = run_editor(params, timeout, limit)
     if isinstance(plan, str) or reply["timed_out"]:
         reply["watched"] = {"skipped": plan if isinstance(plan, str) else "timeout"}
         return reply
+    try:
+        return _measure_and_undo(reply, plan, limit)
+    except Exception as e:  # whatever is half done, the caller's fingerprint sees it: the general way
+        reply["watched"] = {"skipped": "measuring failed: " + str(e)}
+        return reply
+
+
+def _measure_and_undo(reply, plan, limit):
     real, rel, before = plan
     after = None
     if os.path.lexists(real):
