@@ -160,6 +160,45 @@ def turn_rows_per_process(counts: list[int], per_step: int) -> int:
     return max(-(-most // per_step) * per_step, per_step)
 
 
+def length_sorted_micro_batches(batch: dict, n: int) -> list[dict]:
+    """The srl context's turn samples as `n` micro-batches of similar lengths, each cut to its own width.
+
+    TRL shuffles a generation batch's rows and splits them in n, so every micro-batch is as wide as the
+    longest prompt plus the longest reply of the whole batch; turn prompts run from ~200 to ~800 tokens
+    on the bundled tasks, so most of the forward/backward is padding. Here rows are sorted by length,
+    split into n runs of equal size, and each run drops the prompt columns (left padding) and reply
+    columns (right padding) none of its rows uses. Used only when all n micro-batches form one optimizer
+    step (steps_per_generation == gradient_accumulation_steps), so the order of rows does not matter:
+    the dapo loss of a step is the same sum over its tokens, divided by the step's token count."""
+    import torch
+
+    prompt_mask, completion_mask = batch["prompt_mask"], batch["completion_mask"]
+    rows, width = completion_mask.shape
+    if rows % n:
+        raise ValueError(f"{rows} rows do not split into {n} micro-batches")
+    prompt_len = prompt_mask.sum(1)  # (R,) left padded
+    cols = torch.arange(1, width + 1, device=completion_mask.device)
+    reply_len = (completion_mask.ne(0) * cols).amax(1)  # (R,) right padded: last used column
+    order = torch.argsort(prompt_len + reply_len, stable=True)
+    out = []
+    for chunk in order.chunk(n):
+        p = max(int(prompt_len[chunk].max()), 1)
+        c = max(int(reply_len[chunk].max()), 1)
+        part = {}
+        for key, value in batch.items():
+            if not isinstance(value, torch.Tensor) or value.dim() == 0:
+                part[key] = value
+                continue
+            value = value[chunk.to(value.device)]
+            if key in ("prompt_ids", "prompt_mask"):
+                value = value[:, value.size(1) - p :]
+            elif value.dim() == 2 and value.size(1) == width:
+                value = value[:, :c]  # reply-aligned: ids, masks, per-token log-probs and ratios
+            part[key] = value
+        out.append(part)
+    return out
+
+
 def episode_reward(completions, episode_reward, **kwargs) -> list[float]:
     """The reward the rollout already graded (`rollout_func` passes it as an extra field)."""
     return [float(r) for r in episode_reward]
@@ -277,6 +316,22 @@ def make_rlvr_trainer_class():
                 out = self._expand_turns(out)
             out.pop("episode_key", None)
             return out
+
+        def _prepare_inputs(self, generation_batch):
+            t = self.args
+            if self.context == "full" or not self.model.training:
+                return super()._prepare_inputs(generation_batch)
+            if t.steps_per_generation != t.gradient_accumulation_steps:
+                return super()._prepare_inputs(generation_batch)  # several steps per batch: TRL's shuffle
+            # TRL's buffering (generate once per steps_per_generation * num_iterations micro-steps),
+            # with length-sorted micro-batches instead of shuffled ones
+            if (
+                self._step % (t.steps_per_generation * self.num_iterations) == 0
+                or self._buffered_inputs is None
+            ):
+                batch = self._generate_and_score_completions(generation_batch)
+                self._buffered_inputs = length_sorted_micro_batches(batch, t.steps_per_generation)
+            return self._buffered_inputs[self._step % t.steps_per_generation]
 
         def _fetch_episodes(self, keys: list[int]) -> dict:
             """The episodes behind `keys`; those rolled out on other processes (moved by dynamic

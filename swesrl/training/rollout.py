@@ -3,9 +3,10 @@
 Every episode is `swesrl.agent.loop.run_agent` in its own sandbox, in its own thread; the model it
 talks to is an `EpisodePolicy`, which turns each query into token ids, hands them to a shared
 `TurnEngine` and blocks. The engine runs in the caller's thread and generates the next turn of every
-waiting episode together: one batched `model.generate` (transformers) or `LLM.generate` (vLLM
-colocate) call; with a vLLM server every episode's request goes out at once and the server batches
-them. An episode that ends (submits, hits a limit, crashes) leaves the engine, so nobody waits for it.
+waiting episode together: one batched decode over the transformers model's KV cache (a finished
+reply leaves the batch and its episode goes on at once) or one `LLM.generate` (vLLM colocate) call;
+with a vLLM server every episode's request goes out at once and the server batches them. An episode
+that ends (submits, hits a limit, crashes) leaves the engine, so nobody waits for it.
 
 Token-in/token-out: each turn records the prompt ids the model was given, the ids it sampled and
 their sampling log-probs; the agent loop only sees the decoded text. Nothing the policy wrote is
@@ -98,75 +99,98 @@ class Episode:
 
 
 class HFBackend:
-    """transformers `generate` on a batch of left-padded prompts. Log-probs of the sampled tokens are
-    read one step at a time under softmax(logits / temperature), the distribution TRL trains on
-    (custom logits processors run before transformers' temperature / top-p warpers)."""
+    """Batched sampling with the transformers model, our own decode loop over its KV cache. Log-probs
+    of the sampled tokens are under softmax(logits / temperature), the distribution TRL trains on
+    (top-p only narrows what is sampled). A row leaves the batch (its cache rows are dropped) as soon
+    as it has produced the stop string or end-of-sequence, and is handed back at once through
+    `on_done`, so its episode runs its action while the other rows still generate, and the last steps
+    of a batch run on the rows that still need them, not on all of them
+    (`model.generate` would run every row until the longest reply ends)."""
 
     batched = True
+    early = True  # `generate` hands each row back through `on_done` as soon as it is finished
 
     def __init__(self, model, tokenizer, max_new_tokens: int, temperature: float = 1.0, top_p: float = 1.0):
         self.model, self.tokenizer = model, tokenizer
         self.max_new_tokens, self.temperature, self.top_p = max_new_tokens, temperature, top_p
+        # the stop string spans at most this many tokens (each decodes to at least one character)
+        self._tail = len(STOP) + 2
 
-    def generate(self, prompts: list[list[int]]) -> list[tuple[list[int], list[float]]]:
+    def _stopped(self, row: list[int]) -> bool:
+        return row[-1] == self.tokenizer.eos_token_id or STOP in self.tokenizer.decode(row[-self._tail :])
+
+    def generate(
+        self,
+        prompts: list[list[int]],
+        on_done: Callable[[int, tuple[list[int], list[float]]], None] | None = None,
+    ) -> list[tuple[list[int], list[float]]]:
         import torch
-        from transformers import LogitsProcessor, LogitsProcessorList
+        from transformers import DynamicCache
 
         pad = self.tokenizer.pad_token_id
         width = max(map(len, prompts))
         device = next(self.model.parameters()).device
         ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)  # (B, P)
         attn = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
-        steps: list[torch.Tensor] = []  # per step: (B, V) log-probs of the distribution sampled from
+        pos = (attn.cumsum(-1) - 1).clamp(min=0)  # (B, P) left padding: each row counts from 0
+        cache = DynamicCache(config=self.model.config)
+        rows = list(range(len(prompts)))  # prompt index of each row still in the batch
+        results: list[tuple[list[int], list[float]] | None] = [None] * len(prompts)
+        sampled: list[list[int]] = [[] for _ in prompts]
+        logps: list[list[float]] = [[] for _ in prompts]
         temperature = self.temperature if self.temperature > 0 else 1.0
-
-        class Record(LogitsProcessor):
-            def __call__(self, input_ids, scores):
-                steps.append(torch.log_softmax(scores.float() / temperature, dim=-1))
-                if len(steps) > 1:  # keep only the chosen token's log-prob of finished steps
-                    steps[-2] = steps[-2].gather(-1, input_ids[:, -1:]).squeeze(-1)  # (B,)
-                return scores
-
-        sampling: dict[str, Any] = {"do_sample": self.temperature > 0}
-        if self.temperature > 0:
-            sampling.update(temperature=self.temperature, top_p=self.top_p, top_k=0)
         with torch.no_grad():
-            out = self.model.generate(
-                input_ids=ids,
-                attention_mask=attn,
-                max_new_tokens=self.max_new_tokens,
-                stop_strings=[STOP],
-                tokenizer=self.tokenizer,
-                pad_token_id=pad,
-                logits_processor=LogitsProcessorList([Record()]),
-                **sampling,
-            )
-        new = out[:, width:]  # (B, T)
-        if steps:
-            steps[-1] = steps[-1].gather(-1, new[:, -1:]).squeeze(-1)
-        logps = torch.stack(steps, dim=1).tolist() if steps else [[] for _ in prompts]  # (B, T)
-        results = []
-        for row, lp in zip(new.tolist(), logps, strict=True):
-            n = completion_end(self.tokenizer, row)
-            results.append((row[:n], lp[:n]))
-        return results
+            logits = self.model(
+                input_ids=ids, attention_mask=attn, position_ids=pos, past_key_values=cache, logits_to_keep=1
+            ).logits[:, -1]  # (B, V)
+            next_pos = pos[:, -1:] + 1  # (B, 1)
+            for step in range(self.max_new_tokens):
+                logp = torch.log_softmax(logits.float() / temperature, dim=-1)  # (b, V)
+                if self.temperature <= 0:
+                    token = logp.argmax(-1)
+                elif self.top_p < 1.0:
+                    token = torch.multinomial(top_p_probs(logp.exp(), self.top_p), 1)[:, 0]
+                else:
+                    token = torch.multinomial(logp.exp(), 1)[:, 0]  # (b,)
+                chosen = logp.gather(-1, token[:, None])[:, 0].tolist()
+                keep = []
+                last = step == self.max_new_tokens - 1
+                for j, (i, t, lp) in enumerate(zip(rows, token.tolist(), chosen, strict=True)):
+                    sampled[i].append(t)
+                    logps[i].append(lp)
+                    if last or self._stopped(sampled[i]):
+                        results[i] = (sampled[i], logps[i])
+                        if on_done:
+                            on_done(i, results[i])
+                    else:
+                        keep.append(j)
+                if not keep:
+                    break
+                if len(keep) < len(rows):  # drop the finished rows from the batch and its cache
+                    idx = torch.tensor(keep, device=device)
+                    cache.batch_select_indices(idx)
+                    attn, next_pos, token = attn[idx], next_pos[idx], token[idx]
+                    rows = [rows[j] for j in keep]
+                attn = torch.cat([attn, attn.new_ones(len(rows), 1)], dim=1)
+                logits = self.model(
+                    input_ids=token[:, None],
+                    attention_mask=attn,
+                    position_ids=next_pos,
+                    past_key_values=cache,
+                ).logits[:, -1]
+                next_pos = next_pos + 1
+        assert all(r is not None for r in results)
+        return results  # type: ignore[return-value]
 
 
-def completion_end(tokenizer, ids: list[int]) -> int:
-    """Where one sampled reply ends: after the token that completes the stop string, after the first
-    end-of-sequence token, or at the end (the tokens after it are padding of a batched generate)."""
-    eos = tokenizer.eos_token_id
-    end = ids.index(eos) + 1 if eos in ids else len(ids)
-    if STOP not in tokenizer.decode(ids[:end]):
-        return end
-    lo, hi = 1, end  # smallest n with STOP in decode(ids[:n]): containment is monotonic in n
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if STOP in tokenizer.decode(ids[:mid]):
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
+def top_p_probs(probs, top_p: float):
+    """Nucleus filtering: the smallest set of tokens whose probability reaches top_p, renormalised."""
+    import torch
+
+    sorted_p, order = probs.sort(dim=-1, descending=True)
+    outside = sorted_p.cumsum(-1) - sorted_p > top_p  # tokens after the nucleus is already full
+    sorted_p = sorted_p.masked_fill(outside, 0.0)
+    return torch.zeros_like(probs).scatter(-1, order, sorted_p)
 
 
 class VLLMColocateBackend:
@@ -290,19 +314,30 @@ class TurnEngine:
             if not pending:
                 continue
             batch, pending = pending[: self.max_batch], pending[self.max_batch :]
+
+            def deliver(j: int, out: tuple[list[int], list[float]], batch=batch) -> None:
+                box = batch[j]
+                if not box["done"].is_set():
+                    box["out"] = out
+                    self.generated_tokens += len(out[0])
+                    box["done"].set()  # this episode goes on while the rest of the batch generates
+
             try:
                 t0 = time.perf_counter()
-                outs = self.backend.generate([b["prompt"] for b in batch])
+                prompts = [b["prompt"] for b in batch]
+                if getattr(self.backend, "early", False):
+                    outs = self.backend.generate(prompts, on_done=deliver)
+                else:
+                    outs = self.backend.generate(prompts)
                 self.batches.append((len(batch), max(len(o[0]) for o in outs), time.perf_counter() - t0))
                 self.calls += 1
-                for b, o in zip(batch, outs, strict=True):
-                    b["out"] = o
-                    self.generated_tokens += len(o[0])
-            except Exception as e:  # the episodes that asked fail (reward 0); the step goes on
+                for j, o in enumerate(outs):
+                    deliver(j, o)
+            except Exception as e:  # the episodes still waiting fail (reward 0); the step goes on
                 for b in batch:
-                    b["error"] = e
-            for b in batch:
-                b["done"].set()
+                    if not b["done"].is_set():
+                        b["error"] = e
+                        b["done"].set()
 
 
 # ---- the policy as the agent loop's model, one per episode --------------------------------------

@@ -209,6 +209,54 @@ def test_turn_rows_are_the_same_on_every_process():
         assert rlvr.turn_rows_per_process(list(counts), per_step) == rows
 
 
+def test_length_sorted_micro_batches_keep_every_token_and_drop_padding():
+    from swesrl.training.rlvr import length_sorted_micro_batches
+    from swesrl.training.rollout import Sample
+
+    gen = torch.Generator().manual_seed(0)
+    lens = [(int(p), int(c)) for p, c in torch.randint(1, 60, (12, 2), generator=gen)] + [(1, 1)] * 4
+    samples = [
+        Sample(torch.randint(3, 99, (p,)).tolist(), torch.randint(3, 99, (c,)).tolist(), [0.5] * c, [1] * c)
+        for p, c in lens
+    ]
+    samples[-1].env_mask = [0]  # a filler row: nothing to train
+    P, C = max(p for p, _ in lens), max(c for _, c in lens)
+    batch = {
+        "prompt_ids": torch.tensor([[0] * (P - len(s.prompt_ids)) + s.prompt_ids for s in samples]),
+        "prompt_mask": torch.tensor(
+            [[0] * (P - len(s.prompt_ids)) + [1] * len(s.prompt_ids) for s in samples]
+        ),
+        "completion_ids": torch.tensor(
+            [s.completion_ids + [0] * (C - len(s.completion_ids)) for s in samples]
+        ),
+        "completion_mask": torch.tensor([s.env_mask + [0] * (C - len(s.env_mask)) for s in samples]),
+        "sampling_per_token_logps": torch.tensor(
+            [s.logprobs + [0.0] * (C - len(s.logprobs)) for s in samples]
+        ),
+        "advantages": torch.arange(len(samples), dtype=torch.float32),
+        "num_items_in_batch": torch.tensor(123),
+    }
+    parts = length_sorted_micro_batches(batch, 4)
+    assert [len(m["advantages"]) for m in parts] == [4, 4, 4, 4]
+    seen = []
+    for m in parts:
+        assert m["num_items_in_batch"] == 123
+        assert (
+            m["prompt_ids"].shape == m["prompt_mask"].shape and m["prompt_mask"][:, 0].any()
+        )  # no empty column
+        assert m["completion_ids"].shape == m["sampling_per_token_logps"].shape
+        for r, a in enumerate(m["advantages"].long().tolist()):
+            s, pm, cm = samples[a], m["prompt_mask"][r].bool(), m["completion_mask"][r].bool()
+            assert m["prompt_ids"][r][pm].tolist() == s.prompt_ids
+            assert m["completion_ids"][r][cm].tolist() == [
+                i for i, k in zip(s.completion_ids, s.env_mask, strict=True) if k
+            ]
+            seen.append(a)
+    assert sorted(seen) == list(range(len(samples)))
+    padded = sum(m["prompt_ids"].numel() + m["completion_ids"].numel() for m in parts)
+    assert padded < 0.8 * (batch["prompt_ids"].numel() + batch["completion_ids"].numel())
+
+
 @pytest.mark.slow
 def test_rlvr_under_accelerate_launch_on_two_processes(suite, tmp_path):
     out = tmp_path / "mp"
