@@ -7,11 +7,13 @@ identically; values must be identical. Prints a table, writes bench/results/rewa
 
 `--execution` adds the execution reward (`reward.compare: execution`) on a real bundled task suite
 in local sandboxes, G=8 completions per group, every group a fresh step (effect caches cleared, so
-the expert's action runs too): `bash reads` (8 distinct read commands: grep, cat, sed -n, head,
-wc, ls, a Python one-liner; none the expert's call), `edits` (8 distinct str_replace edits of the
-buggy file, each a real change), and `mixed G=8` (as a near-converged policy samples: 3 exact
-calls, 3 copies of one equivalent command, 2 distinct reads). Timed after a warm-up group per
-task (sandboxes warm), with `--workers` threads.
+the expert's action runs too; states come as the rows' `state` column, as TRL passes them):
+`bash reads` (8 distinct read commands: grep twice, cat, sed -n, head, awk, ls, a Python one-liner;
+none the expert's call), `edits` (8 distinct str_replace edits of the buggy file, each a real
+change), `edits, new state` (the same, but every group on another state, as in training where
+each row is another step: the sandboxes restore it first), and `mixed G=8` (as a near-converged
+policy samples: 3 exact calls, 3 copies of one equivalent command, 2 distinct reads). Timed after
+a warm-up group per task (sandboxes warm), with `--workers` threads.
 
     python bench/reward.py [--groups 300] [--repeat 3] [--execution] [--exec-groups 24] [--workers 2]
 """
@@ -189,28 +191,38 @@ def execution_groups(suite: Path, n_groups: int, g: int, kind: str, seed: int):
     return groups
 
 
+def notes_patch(k: int) -> str:
+    """A state: the expert's earlier steps added a notes file (another one per k)."""
+    return (
+        "diff --git a/NOTES.txt b/NOTES.txt\nnew file mode 100644\n--- /dev/null\n+++ b/NOTES.txt\n"
+        f"@@ -0,0 +1 @@\n+step {k}\n"
+    )
+
+
 def bench_execution(args) -> dict:
     import tempfile
 
     from swesrl.tasks import build_suite
-    from swesrl.training.exec_reward import ExecutionConfig, ExecutionScorer, StepState
+    from swesrl.training.exec_reward import ExecutionConfig, ExecutionScorer
 
     out = {}
     with tempfile.TemporaryDirectory(prefix="swesrl-bench-reward-") as tmp:
         suite = build_suite(Path(tmp) / "suite", n=4, seed=0)
-        for kind in ("bash reads", "edits", "mixed G=8"):
-            groups = execution_groups(suite, args.exec_groups, args.g, kind, args.seed)
+        for kind in ("bash reads", "edits", "edits, new state", "mixed G=8"):
+            groups = execution_groups(suite, args.exec_groups, args.g, kind.split(",")[0], args.seed)
             insts = {inst["instance_id"]: inst for inst, _, _ in groups}
-            states = {f"{i}#0": StepState(i, "", inst["patch"]) for i, inst in insts.items()}
             cfg = ExecutionConfig(instances=str(suite), workers=args.workers, max_sandboxes=2 * len(insts))
-            with ExecutionScorer(cfg, states=states, instances=insts) as scorer:
+            with ExecutionScorer(cfg, instances=insts) as scorer:
 
-                def score(group):
+                def score(group, k=0, kind=kind):
                     inst, expert, comps = group
                     n = len(comps)
                     scorer.policy_cache.clear()
                     scorer.expert_cache.clear()
-                    return scorer(comps, [expert] * n, instance_id=[inst["instance_id"]] * n, step=[0] * n)
+                    # the rows' `state` column, as TRL passes it; `new state`: another state every group
+                    patch = notes_patch(k) if kind == "edits, new state" else ""
+                    state = [{"patch": patch, "final_patch": inst["patch"]}] * n
+                    return scorer(comps, [expert] * n, instance_id=[inst["instance_id"]] * n, state=state)
 
                 warm = {}
                 for grp in groups:  # one untimed group per task: the pool's sandboxes start
@@ -220,8 +232,8 @@ def bench_execution(args) -> dict:
                 t = time.perf_counter()
                 executed = 0
                 rewards = []
-                for grp in groups:
-                    rewards += score(grp)
+                for k, grp in enumerate(groups, 1):
+                    rewards += score(grp, k)
                     executed += scorer.last.executed
                 dt = time.perf_counter() - t
             n = sum(len(c) for _, _, c in groups)
@@ -282,10 +294,10 @@ def main() -> None:
         print(
             f"\nexecution reward, G={args.g}, {args.workers} workers (local sandboxes, fresh step per group)"
         )
-        print(f"{'mix':<12} {'groups':>6} {'executed':>9} {'completions/s':>14} {'target':>7}")
+        print(f"{'mix':<17} {'groups':>6} {'executed':>9} {'completions/s':>14} {'target':>7}")
         for kind, r in ex.items():
             tgt = targets.get(kind)
-            print(f"{kind:<12} {r['groups']:>6} {r['actions_executed']:>9} {r['completions_per_s']:>14.1f} "
+            print(f"{kind:<17} {r['groups']:>6} {r['actions_executed']:>9} {r['completions_per_s']:>14.1f} "
                   f"{'>= ' + str(tgt) if tgt else '-':>7}")  # fmt: skip
         report["execution"] = ex
         report["load_average"] = os.getloadavg()

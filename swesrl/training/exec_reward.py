@@ -240,28 +240,43 @@ def restore_script(base_commit: str, patch: str, want_tree: bool) -> str:
         )
     if want_tree:
         lines.append(
-            f"rm -f {_INDEX} && GIT_INDEX_FILE={_INDEX} {_G} add -A && "
+            f"rm -f {_INDEX} && (cp .git/index {_INDEX} 2>/dev/null || true) && GIT_INDEX_FILE={_INDEX} {_G} add -A && "
             f"echo TREE $(GIT_INDEX_FILE={_INDEX} {_G} write-tree) && rm -f {_INDEX} || exit 93"
         )
     return "\n".join(lines)
 
 
-def delta_script(tree: str, base_commit: str, patch: str) -> str:
-    """The change against the state's tree `tree` (a git diff, untracked files included), then the
-    state restored in the same command; its output is the diff alone (exit 0), else an error. Run only
-    on a sandbox whose `.git` and own folders are still at their fingerprints (git must not run on
-    a `.git` the policy changed)."""
-    t = shlex.quote(tree)
-    return (
-        f"cd {WORKDIR} || exit 90\n{_GIT_ENV}\n"
-        f"rm -f {_INDEX}; (cp .git/index {_INDEX} 2>/dev/null || true)\n"
-        f"GIT_INDEX_FILE={_INDEX} {_G} add -A && GIT_INDEX_FILE={_INDEX} {_G} -c core.quotePath=false "
-        f"-c diff.noprefix=false -c diff.mnemonicPrefix=false diff --cached --no-color --no-ext-diff "
-        f"--no-textconv --src-prefix=a/ --dst-prefix=b/ {t} > {_DELTA}; rc=$?; rm -f {_INDEX}; "
-        f"[ $rc = 0 ] || exit 94\n"
-        f"(\n{restore_script(base_commit, patch, False)}\n) > {_DELTA}.err 2>&1 || "
+_DIFF = (
+    "-c core.quotePath=false -c diff.noprefix=false -c diff.mnemonicPrefix=false diff --no-color "
+    "--no-ext-diff --no-textconv --src-prefix=a/ --dst-prefix=b/"
+)
+
+
+def delta_script(tree: str | None, base_commit: str, patch: str) -> str:
+    """The change against the state (a git diff, untracked files included), then the state restored
+    in the same command. With the state's tree `tree` known: `git diff --cached tree` of the work
+    tree, then the restore; output: the diff. Without (the first change on this state in this
+    sandbox, so a restore never pays for a tree it may not need): the work tree's tree, the restore,
+    the state's tree from it, the diff of the two trees; output: `TREE <state's tree>` and the diff.
+    Exit 0, else an error. Run only on a sandbox whose `.git` and own folders are still at their
+    fingerprints (git must not run on a `.git` the policy changed)."""
+    stage = (
+        f"rm -f {_INDEX}; (cp .git/index {_INDEX} 2>/dev/null || true)\nGIT_INDEX_FILE={_INDEX} {_G} add -A"
+    )
+    restore = (
+        f"(\n{restore_script(base_commit, patch, tree is None)}\n) > {_DELTA}.err 2>&1 || "
         f"{{ rc=$?; cat {_DELTA}.err; rm -f {_DELTA} {_DELTA}.err; exit $rc; }}\n"
-        f"cat {_DELTA}; rm -f {_DELTA} {_DELTA}.err"
+    )
+    head = f"cd {WORKDIR} || exit 90\n{_GIT_ENV}\n"
+    if tree is not None:
+        return (
+            f"{head}{stage} && GIT_INDEX_FILE={_INDEX} {_G} {_DIFF} --cached {shlex.quote(tree)} > {_DELTA}; "
+            f"rc=$?; rm -f {_INDEX}; [ $rc = 0 ] || exit 94\n{restore}cat {_DELTA}; rm -f {_DELTA} {_DELTA}.err"
+        )
+    return (
+        f"{head}{stage} && now=$(GIT_INDEX_FILE={_INDEX} {_G} write-tree) || exit 94\nrm -f {_INDEX}\n{restore}"
+        f"state=$(sed -n 's/^TREE //p' {_DELTA}.err); rm -f {_DELTA}.err; [ -n \"$state\" ] || exit 95\n"
+        f'echo "TREE $state"; {_G} {_DIFF} "$state" "$now" || exit 96'
     )
 
 
@@ -311,15 +326,11 @@ class WarmSandbox:
     def prepare(self, state: StepState) -> None:
         if self.clean and self.state_key == state.key:
             return
-        want_tree = state.key not in self.trees
-        script = restore_script(self.instance["base_commit"], state.patch, want_tree)
+        script = restore_script(self.instance["base_commit"], state.patch, False)
         obs, reply = self._fingerprinted({"cmd": script}, 120, None)
-        tree = re.search(r"^TREE ([0-9a-f]+)$", obs.output, re.MULTILINE)
-        if obs.returncode != 0 or (want_tree and tree is None):
+        if obs.returncode != 0:
             self.broken = True
             raise SandboxBroken(f"restoring the state failed (exit {obs.returncode}): {obs.output[-300:]}")
-        if want_tree:
-            self.trees[state.key] = tree.group(1)
         self.fp, self.state_key, self.clean = reply["fingerprint"], state.key, True
 
     def run(self, action: Action, state: StepState) -> Effect:
@@ -362,13 +373,18 @@ class WarmSandbox:
         if fp["all"] == self.fp["all"]:
             self.clean, self.last_way = True, "unchanged"  # nothing changed: still at the state
             return Effect(obs.output, obs.returncode, "")
-        script = delta_script(self.trees[state.key], self.instance["base_commit"], state.patch)
+        script = delta_script(self.trees.get(state.key), self.instance["base_commit"], state.patch)
         d, reply = self._fingerprinted({"cmd": script}, 120, None)
-        if d.returncode != 0:
+        delta = d.output
+        if state.key not in self.trees and d.returncode == 0:
+            first, _, delta = delta.partition("\n")
+            if first.startswith("TREE "):
+                self.trees[state.key] = first[5:].strip()
+        if d.returncode != 0 or state.key not in self.trees:
             self.broken = True
             raise SandboxBroken(f"reading the change failed (exit {d.returncode}): {d.output[-300:]}")
         self.fp, self.clean, self.last_way = reply["fingerprint"], True, "git"  # restored in the same command
-        return Effect(obs.output, obs.returncode, normalise_delta(d.output))
+        return Effect(obs.output, obs.returncode, normalise_delta(delta))
 
     def close(self) -> None:
         try:
