@@ -363,8 +363,11 @@ def fingerprint(since=None):
                 line = f"{p} {st.st_mode:o} {st.st_size} {st.st_ctime_ns} {st.st_ino}"
                 if stat.S_ISREG(st.st_mode) and st.st_ctime >= ref - RACY:
                     try:
+                        h = hashlib.blake2b(digest_size=16)
                         with open(p, "rb") as f:
-                            line += " " + hashlib.blake2b(f.read(), digest_size=16).hexdigest()
+                            for block in iter(lambda: f.read(1 << 20), b""):  # a huge file: not all in memory
+                                h.update(block)
+                        line += " " + h.hexdigest()
                     except OSError:
                         line += " unreadable"
                 if kind == "work":
