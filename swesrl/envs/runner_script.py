@@ -407,6 +407,8 @@ def _watchable(params, watch):
     rel = real[len(WORKDIR) + 1 :]
     if not _PLAIN_PATH.match(rel) or rel in (watch.get("new") or ()):
         return "path needs quoting, or the state's patch created it"
+    if os.path.basename(rel) in (".gitattributes", ".gitignore"):  # they change what `git add` takes
+        return "a .gitattributes or .gitignore"
     try:
         with open(os.path.join(git, "config"), "rb") as f:
             config = f.read().lower()

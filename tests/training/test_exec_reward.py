@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from swesrl.core.actions import format_action
+from swesrl.core.actions import format_action, parse_action
 from swesrl.core.instances import default_mirror, load_instances
 from swesrl.envs.local import bwrap_available
 from swesrl.training.exec_reward import (
@@ -500,7 +500,7 @@ def test_editor_edits_reaching_git_metadata_fail_and_replace_the_sandbox(task, t
         call(
             "str_replace_editor",
             command="str_replace",
-            path="/testbed/zephyrstack/../.git/config",
+            path=f"/testbed/{os.path.dirname(task['rel'])}/../.git/config",
             old_str="[core]\n",
             new_str=hook,
         ),  # fmt: skip
@@ -554,3 +554,19 @@ def swesrl_envs_dir() -> str:
     import swesrl.envs
 
     return os.path.dirname(swesrl.envs.__file__)
+
+
+def test_a_new_ignore_file_is_measured_as_git_sees_it(task, tmp_path):
+    """A new .gitignore changes what `git add -A` takes (here: `*` ignores itself, so git sees no
+    change), so an editor create of one is measured the general way, as the shell's is."""
+    iid = task["instance"]["instance_id"]
+    state = StepState(iid, _state_patch(task, tmp_path, "git rm -q .gitignore"), "")
+    cfg = ExecutionConfig(instances=task["instances"], timeout=5.0, workers=1)
+    path = f"/testbed/{os.path.dirname(task['rel'])}/.gitignore"
+    editor = call("str_replace_editor", command="create", path=path, file_text="*")
+    shell = call("bash", command=f"printf '*' > {path}")
+    with ExecutionScorer(cfg, states={f"{iid}#0": state}, instances={iid: task["instance"]}) as sc:
+        sc([completion(editor)], [shell], instance_id=[iid], step=[0])
+        assert sc.ways["runner"] == 0 and sc.ways["git"] == 2
+        for cache, action in ((sc.expert_cache, shell), (sc.policy_cache, editor)):
+            assert cache.get((state.key, parse_action(action)[1].canonical())).delta == ""
