@@ -47,8 +47,9 @@ is measured and undone by the runner (the touched file's bytes before and after,
 diffed with `git add -A; git diff --cached` against the state's tree and the state restored with
 `git checkout`/`clean`/`apply`, in one command. The runner's edit diff and git's agree byte for
 byte (index lines dropped from both, `normalise_delta`); where they might not (a .gitattributes,
-line-ending settings, ignore rules for a new file, binary or odd paths) the edit goes the general
-way. A pool of warm sandboxes, one or more per task, is shared across GRPO steps; identical calls on
+line-ending settings, ignore rules for a new file, edits of ignore files, binary or odd paths) the
+edit goes the general way. The state's tree is built once per state and sandbox, at its first
+change measured by git. A pool of warm sandboxes, one or more per task, is shared across GRPO steps; identical calls on
 the same state run once (a cache shared across steps), completions run in parallel over sandboxes,
 and sandboxes are closed on errors, at exit and on SIGTERM.
 
