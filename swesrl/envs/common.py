@@ -258,6 +258,13 @@ class RunnerDied(Exception):
     """The in-sandbox runner exited or stopped answering; the backend restarts it."""
 
 
+class SandboxClosing(BaseException):
+    """The process is exiting (or got SIGTERM) and closed this sandbox under a call still running on
+    another thread (an abandoned worker after Ctrl-C). Not a result: a BaseException, so no
+    `except Exception` turns it into an error report or a failed observation that would be saved
+    as if graded (the instance stays incomplete and a rerun grades it)."""
+
+
 class Channel:
     """JSON lines to and from the in-sandbox runner, over a pipe pair or Docker's attached socket
     (`framed`: Docker's multiplexed stream, 8-byte headers; stderr frames are kept for errors)."""

@@ -39,6 +39,7 @@ from swesrl.envs.common import (
     Channel,
     OutputBuffer,
     RunnerDied,
+    SandboxClosing,
     close_on_sigterm,
     diff_script,
     drop_binary_diffs,
@@ -417,6 +418,8 @@ class DockerEnv:
     def _exec_reply(self, command: str, timeout: float | None, limit: int, req: dict | None = None
                     ) -> tuple[Observation, dict]:  # fmt: skip
         if self._closed:
+            if _exiting:
+                raise SandboxClosing("the process closed its sandboxes")
             raise RuntimeError("environment is closed")
         timeout = self.config.timeout if timeout is None else timeout
         if self._use_runner:
@@ -431,11 +434,17 @@ class DockerEnv:
                     )
                     return obs, reply
                 except RunnerDied as e:  # e.g. the command killed every process in the container
+                    if self._closed and _exiting:  # closed under this call at exit: no result
+                        raise SandboxClosing("the process closed its sandboxes") from None
                     # Restart the container, whatever the cause: what the dead runner's command left
                     # running would otherwise be in the next runner's baseline, spared for good.
                     log.warning("sandbox runner died (%s); restarting the container", e)
                     self._stop_runner(restart_container=True)
                     return Observation(RUNNER_DIED, -1, False), {}
+                except (ValueError, OSError):  # its socket was closed under this call
+                    if self._closed and _exiting:
+                        raise SandboxClosing("the process closed its sandboxes") from None
+                    raise
         return self._exec_direct(command, timeout, limit), {}
 
     def _start_runner(self) -> None:
@@ -605,9 +614,14 @@ class DockerEnv:
         self.close()
 
 
+_exiting = False
+
+
 @atexit.register
 def _close_all() -> None:
     """Close this process's containers (at exit, on SIGTERM); in a forked child only its own."""
+    global _exiting
+    _exiting = True
     for env in [e for e in list(_live) if getattr(e, "_owner", None) == os.getpid()]:
         try:
             env.close()

@@ -42,6 +42,7 @@ from swesrl.envs.common import (
     STATE_DIR,
     Channel,
     RunnerDied,
+    SandboxClosing,
     close_on_sigterm,
     diff_script,
     drop_binary_diffs,
@@ -435,6 +436,8 @@ class LocalEnv:
 
     def _request_reply(self, req: dict, timeout: float | None, limit: int) -> tuple[Observation, dict]:
         if self._closed:
+            if _terminating:
+                raise SandboxClosing("the process closed its sandboxes")
             raise RuntimeError("environment is closed")
         timeout = self.config.timeout if timeout is None else timeout
         if self._proc is not None and self._proc.poll() is not None:  # died between commands
@@ -445,9 +448,15 @@ class LocalEnv:
             self._chan.send({**req, "timeout": timeout, "limit": limit})
             reply = self._chan.recv(timeout + 30)
         except RunnerDied as e:  # e.g. the command killed every process in the sandbox
+            if self._closed and _terminating:  # closed under this call at exit: no result
+                raise SandboxClosing("the process closed its sandboxes") from None
             log.warning("sandbox runner died (%s); restarting it", e)
             self._stop_runner()
             return Observation(RUNNER_DIED, -1, False), {}
+        except (ValueError, OSError):  # its pipes were closed under this call
+            if self._closed and _terminating:
+                raise SandboxClosing("the process closed its sandboxes") from None
+            raise
         text = reply_text(reply)
         if not self.sandboxed:
             text = text.replace(str(self.workspace), WORKDIR)

@@ -259,6 +259,8 @@ def test_ctrl_c_stops_promptly_and_the_rerun_resumes(calc_suite, calc_mirror, tm
     assert summary["completed_ids"] == ["demo__calc-1"] and summary["resolved_ids"] == ["demo__calc-1"]
     assert summary["incomplete_ids"] == ["demo__calc-2", "demo__calc-hang"]
     assert not (out / "r" / "demo__calc-2" / "report.json").exists()  # cancelled, never started
+    # abandoned mid-test, its sandbox closed at exit: no report (an error report would skip it on resume)
+    assert not (out / "r" / "demo__calc-hang" / "report.json").exists()
 
     before = first.stat().st_mtime_ns
     r = swesrl(*args, "--timeout", "5", env=env, timeout=300)  # a short timeout ends the hanging tests
