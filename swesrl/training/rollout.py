@@ -99,16 +99,16 @@ class Episode:
 
 
 class HFBackend:
-    """Batched sampling with the transformers model, our own decode loop over its KV cache. Log-probs
-    of the sampled tokens are under softmax(logits / temperature), the distribution TRL trains on
-    (top-p only narrows what is sampled). A row leaves the batch (its cache rows are dropped) as soon
-    as it has produced the stop string or end-of-sequence, and is handed back at once through
-    `on_done`, so its episode runs its action while the other rows still generate, and the last steps
-    of a batch run on the rows that still need them, not on all of them
-    (`model.generate` would run every row until the longest reply ends)."""
+    """Continuous batched sampling with the transformers model: our own decode loop over its KV cache.
+    Log-probs of the sampled tokens are under softmax(logits / temperature), the distribution TRL
+    trains on (top-p only narrows what is sampled). A row leaves the batch (its cache rows are dropped)
+    as soon as it has produced the stop string or end-of-sequence and is handed back at once through
+    `on_done`, so its episode runs its action while the other rows still generate; prompts that arrive
+    meanwhile (`admit`) are prefilled and join the running batch, so no episode waits for the longest
+    reply of a batch it is not in (`model.generate` runs every row until the longest reply ends)."""
 
     batched = True
-    early = True  # `generate` hands each row back through `on_done` as soon as it is finished
+    early = True  # `generate` takes `on_done` and `admit`
 
     def __init__(self, model, tokenizer, max_new_tokens: int, temperature: float = 1.0, top_p: float = 1.0):
         self.model, self.tokenizer = model, tokenizer
@@ -117,34 +117,46 @@ class HFBackend:
         self._tail = len(STOP) + 2
 
     def _stopped(self, row: list[int]) -> bool:
-        return row[-1] == self.tokenizer.eos_token_id or STOP in self.tokenizer.decode(row[-self._tail :])
+        return (
+            len(row) >= self.max_new_tokens
+            or row[-1] == self.tokenizer.eos_token_id
+            or STOP in self.tokenizer.decode(row[-self._tail :])
+        )
 
-    def generate(
-        self,
-        prompts: list[list[int]],
-        on_done: Callable[[int, tuple[list[int], list[float]]], None] | None = None,
-    ) -> list[tuple[list[int], list[float]]]:
+    def _prefill(self, prompts: list[list[int]]):
+        """A new KV cache for left-padded prompts; (cache, attention mask, next positions, last logits)."""
         import torch
         from transformers import DynamicCache
 
         pad = self.tokenizer.pad_token_id
         width = max(map(len, prompts))
         device = next(self.model.parameters()).device
-        ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)  # (B, P)
+        ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)  # (b, P)
         attn = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
-        pos = (attn.cumsum(-1) - 1).clamp(min=0)  # (B, P) left padding: each row counts from 0
+        pos = (attn.cumsum(-1) - 1).clamp(min=0)  # (b, P) each row counts from 0 after its padding
         cache = DynamicCache(config=self.model.config)
-        rows = list(range(len(prompts)))  # prompt index of each row still in the batch
-        results: list[tuple[list[int], list[float]] | None] = [None] * len(prompts)
+        out = self.model(
+            input_ids=ids, attention_mask=attn, position_ids=pos, past_key_values=cache, logits_to_keep=1
+        )
+        return cache, attn, pos[:, -1:] + 1, out.logits[:, -1]
+
+    def generate(
+        self,
+        prompts: list[list[int]],
+        on_done: Callable[[int, tuple[list[int], list[float]]], None] | None = None,
+        admit: Callable[[int], list[list[int]]] | None = None,
+    ) -> list[tuple[list[int], list[float]]]:
+        """Replies to `prompts`, then to each prompt `admit(rows running)` adds (numbered on)."""
+        import torch
+
+        prompts = list(prompts)
         sampled: list[list[int]] = [[] for _ in prompts]
         logps: list[list[float]] = [[] for _ in prompts]
         temperature = self.temperature if self.temperature > 0 else 1.0
         with torch.no_grad():
-            logits = self.model(
-                input_ids=ids, attention_mask=attn, position_ids=pos, past_key_values=cache, logits_to_keep=1
-            ).logits[:, -1]  # (B, V)
-            next_pos = pos[:, -1:] + 1  # (B, 1)
-            for step in range(self.max_new_tokens):
+            cache, attn, next_pos, logits = self._prefill(prompts)
+            rows = list(range(len(prompts)))  # prompt index of each row in the batch
+            while rows:
                 logp = torch.log_softmax(logits.float() / temperature, dim=-1)  # (b, V)
                 if self.temperature <= 0:
                     token = logp.argmax(-1)
@@ -154,33 +166,70 @@ class HFBackend:
                     token = torch.multinomial(logp.exp(), 1)[:, 0]  # (b,)
                 chosen = logp.gather(-1, token[:, None])[:, 0].tolist()
                 keep = []
-                last = step == self.max_new_tokens - 1
                 for j, (i, t, lp) in enumerate(zip(rows, token.tolist(), chosen, strict=True)):
                     sampled[i].append(t)
                     logps[i].append(lp)
-                    if last or self._stopped(sampled[i]):
-                        results[i] = (sampled[i], logps[i])
+                    if self._stopped(sampled[i]):
                         if on_done:
-                            on_done(i, results[i])
+                            on_done(i, (sampled[i], logps[i]))
                     else:
                         keep.append(j)
-                if not keep:
-                    break
                 if len(keep) < len(rows):  # drop the finished rows from the batch and its cache
-                    idx = torch.tensor(keep, device=device)
+                    idx = torch.tensor(keep, dtype=torch.long, device=attn.device)
                     cache.batch_select_indices(idx)
                     attn, next_pos, token = attn[idx], next_pos[idx], token[idx]
                     rows = [rows[j] for j in keep]
-                attn = torch.cat([attn, attn.new_ones(len(rows), 1)], dim=1)
-                logits = self.model(
-                    input_ids=token[:, None],
-                    attention_mask=attn,
-                    position_ids=next_pos,
-                    past_key_values=cache,
-                ).logits[:, -1]
-                next_pos = next_pos + 1
-        assert all(r is not None for r in results)
-        return results  # type: ignore[return-value]
+                    if rows:
+                        cut_left(cache, attn)
+                        attn = attn[:, int(attn.any(0).int().argmax()) :]
+                if rows:
+                    attn = torch.cat([attn, attn.new_ones(len(rows), 1)], dim=1)
+                    logits = self.model(
+                        input_ids=token[:, None],
+                        attention_mask=attn,
+                        position_ids=next_pos,
+                        past_key_values=cache,
+                    ).logits[:, -1]
+                    next_pos = next_pos + 1
+                new = admit(len(rows)) if admit else []
+                if new:  # prefill the newcomers, then one batch: both caches left-padded to one length
+                    first = len(prompts)
+                    prompts += new
+                    sampled += [[] for _ in new]
+                    logps += [[] for _ in new]
+                    c2, a2, p2, l2 = self._prefill(new)
+                    if rows:
+                        attn = merge_left(cache, attn, c2, a2)
+                        next_pos, logits = torch.cat([next_pos, p2]), torch.cat([logits, l2])
+                    else:
+                        cache, attn, next_pos, logits = c2, a2, p2, l2
+                    rows += list(range(first, len(prompts)))
+        return list(zip(sampled, logps, strict=True))
+
+
+def cut_left(cache, attn) -> None:
+    """Drop the cache's leading positions that no remaining row attends to (all padding)."""
+    first = int(attn.any(0).int().argmax())
+    if first:
+        for layer in cache.layers:
+            layer.keys, layer.values = layer.keys[..., first:, :], layer.values[..., first:, :]
+
+
+def merge_left(cache, attn, cache2, attn2):
+    """Append cache2's rows to cache (in place), left-padding the shorter to the longer length;
+    returns the merged attention mask (padding positions 0)."""
+    import torch
+    import torch.nn.functional as F
+
+    n, n2 = attn.size(1), attn2.size(1)
+    for a, b in zip(cache.layers, cache2.layers, strict=True):
+        a.keys = torch.cat(
+            [F.pad(a.keys, (0, 0, max(n2 - n, 0), 0)), F.pad(b.keys, (0, 0, max(n - n2, 0), 0))]
+        )
+        a.values = torch.cat(
+            [F.pad(a.values, (0, 0, max(n2 - n, 0), 0)), F.pad(b.values, (0, 0, max(n - n2, 0), 0))]
+        )
+    return torch.cat([F.pad(attn, (max(n2 - n, 0), 0)), F.pad(attn2, (max(n - n2, 0), 0))])
 
 
 def top_p_probs(probs, top_p: float):
@@ -322,11 +371,24 @@ class TurnEngine:
                     self.generated_tokens += len(out[0])
                     box["done"].set()  # this episode goes on while the rest of the batch generates
 
+            def admit(running: int, batch=batch) -> list[list[int]]:
+                """Requests that arrived while the batch runs, up to max_batch rows in all."""
+                new = []
+                while running + len(new) < self.max_batch:
+                    try:
+                        item = self.requests.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is not None:
+                        new.append(item)
+                batch += new
+                return [b["prompt"] for b in new]
+
             try:
                 t0 = time.perf_counter()
                 prompts = [b["prompt"] for b in batch]
                 if getattr(self.backend, "early", False):
-                    outs = self.backend.generate(prompts, on_done=deliver)
+                    outs = self.backend.generate(prompts, on_done=deliver, admit=admit)
                 else:
                     outs = self.backend.generate(prompts)
                 self.batches.append((len(batch), max(len(o[0]) for o in outs), time.perf_counter() - t0))

@@ -90,6 +90,28 @@ def test_full_context_trains_exactly_the_sampled_tokens(suite, policy):
         assert torch.allclose(lp[mask], torch.tensor(s.logprobs)[mask], atol=1e-3)
 
 
+def test_prompts_that_join_a_running_batch_get_the_replies_they_would_get_alone(policy):
+    """Continuous batching: rows leave when done, newcomers are prefilled and merged (left-padded) into
+    the running KV cache; greedy replies and their log-probs equal those of each prompt on its own."""
+    model, tok = policy
+    texts = ["fix the bug in utils", "x", "the tests fail with a KeyError in parse()", "add a test"]
+    prompts = [chat_ids(tok, [{"role": "user", "content": t}]) for t in texts]
+    backend = HFBackend(model, tok, 40, temperature=0.0)
+    alone = [backend.generate([p])[0] for p in prompts]
+    later = [[prompts[2]], [], [], [prompts[3]]]  # one joins at step 1, one at step 4
+    calls, finished = [], []
+
+    def admit(running):
+        calls.append(running)
+        return later.pop(0) if later else []
+
+    got = backend.generate(prompts[:2], on_done=lambda i, out: finished.append(i), admit=admit)
+    assert sorted(finished) == [0, 1, 2, 3] and len(got) == 4
+    for (ids, lps), (ids1, lps1) in zip(got, alone, strict=True):
+        assert ids == ids1
+        assert lps == pytest.approx(lps1, abs=1e-4)
+
+
 def test_srl_context_is_one_sample_per_turn_with_what_the_agent_showed(suite, policy):
     _, tok = policy
     (eps, _), agent = episodes(suite, policy, "srl", [SOLVED[1]])
