@@ -5,8 +5,11 @@ episodes, one optimizer step each), same agent (agent_tiny.yaml), same sampling 
 same tokens per turn), local bubblewrap sandboxes and harness grading in both. The baseline is the
 old loop (bench/rlvr_baseline.py, a copy of swesrl/training/rlvr.py at 5c01b7c) with `workers`
 threads: its turns are generated one at a time behind a lock. The new one runs every episode at once
-and generates their next turns in one batched call. Each arm runs in its own process, arms
-alternate, repeated. Time is the optimizer step's wall time (rollouts + grading + update).
+and decodes their turns in one continuously batched loop (finished replies leave, new turns join).
+Each arm runs in its own process, arms alternate, repeated. Time is the optimizer step's wall time
+(rollouts + grading + update); "generated tokens/s" is the step's generated tokens over that same
+time, so it follows episodes/min, it is not the decoder's own rate. The machine's load average at
+the start and end is recorded: other work slows both arms.
 
     python bench/rlvr.py [--instances 2] [--generations 4] [--repeats 1]
 
@@ -99,8 +102,8 @@ def arm_new(suite: Path, out: Path, ids: list[str], g: int, workers: int, max_to
     return {
         "episodes": m["rollout/episodes"],
         "step_s": m["step_time"],
+        "rollout_s": m["rollout/seconds"],  # episodes + grading; the rest of the step is the update
         "generated_tokens": m["rollout/generated_tokens"],
-        "generate_calls_note": "batched",
     }
 
 
@@ -135,6 +138,7 @@ def main() -> None:
     episodes = len(ids) * args.generations
     runs: dict[str, list[dict]] = {"old": [], "new": []}
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    load_start = os.getloadavg()  # other work on the machine slows both arms; recorded with the result
     for rep in range(args.repeats):
         for arm in ("old", "new"):
             out = work / f"{arm}{rep}"
@@ -167,6 +171,8 @@ def main() -> None:
             "max_tokens_per_turn": args.max_tokens,
             "repeats": args.repeats,
             "cpus": os.cpu_count(),
+            "loadavg_1_5_15_start": [round(x, 2) for x in load_start],
+            "loadavg_1_5_15_end": [round(x, 2) for x in os.getloadavg()],
             "python": platform.python_version(),
         },
         "old_loop": res["old"],
@@ -183,7 +189,7 @@ def main() -> None:
         table.add_column(col)
     for name, key in (
         ("old loop (lock, one sequence at a time)", "old"),
-        ("new (TRL engine, batched turns)", "new"),
+        ("new (TRL engine, continuous batching)", "new"),
     ):
         r = res[key]
         table.add_row(
