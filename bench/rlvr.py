@@ -94,7 +94,10 @@ def arm_new(suite: Path, out: Path, ids: list[str], g: int, workers: int, max_to
             f"train.max_completion_length={max_tokens}",
             f"rollout.max_concurrent_episodes={workers}",
             "dynamic_sampling.max_rounds=1",
-            f"train.micro_batch_size={g}",
+            # the old loop's micro_batch_size (4) counts turn sequences per forward/backward pass; the
+            # new one's counts episodes, and an episode is ~5 turn sequences (srl context): 1 here is
+            # ~5 sequences per pass, the nearest to the old loop's 4 (4 here would be ~19)
+            "train.micro_batch_size=1",
         ],
     )
     train_rlvr(cfg)
