@@ -28,10 +28,12 @@ out (TRL's `env_mask`). How each context policy (`agent.context.kind`) maps to t
   sampling, each kept episode's row becomes its turns (`RLVRTrainer._expand_turns`); old / reference
   log-probs are computed on the turns. Each optimizer step splits the turns into
   `gradient_accumulation_steps` micro-batches, so a micro-batch holds about turns/episodes times
-  `micro_batch_size` sequences. Episodes take different numbers of turns, so every process pads its
-  turns with empty rows to the largest process's count (TRL's loss all-gathers per-row tensors of
-  each micro-batch; their shapes must match on every process). With dapo loss every sampled token weighs the same, so an episode
-  with more turns weighs more.
+  `micro_batch_size` sequences; they are sorted by length and each micro-batch is cut to its own
+  width (`length_sorted_micro_batches`), as the padding of prompts from ~200 to ~800 tokens would
+  otherwise be most of the update. Episodes take different numbers of turns, so every process pads
+  its turns with empty rows to the largest process's count (TRL's loss all-gathers per-row tensors
+  of each micro-batch; their shapes must match on every process). With dapo loss every sampled
+  token weighs the same, so an episode with more turns weighs more.
 
 Engine: TRL's `GRPOTrainer` (via `rollout_func`), so `accelerate launch` (DDP, ZeRO-3, FSDP, several
 nodes), vLLM weight sync (server / colocate), checkpoints and resume, TensorBoard / W&B are TRL's and
