@@ -233,7 +233,13 @@ def merge_left(cache, attn, cache2, attn2):
 
 
 def top_p_probs(probs, top_p: float):
-    """Nucleus filtering: the smallest set of tokens whose probability reaches top_p, renormalised."""
+    """Nucleus filtering: the probabilities of the smallest set of tokens whose total reaches top_p,
+    0 elsewhere (not renormalised: `torch.multinomial` takes weights).
+
+    >>> import torch
+    >>> top_p_probs(torch.tensor([[0.2, 0.5, 0.3]]), 0.7).tolist()
+    [[0.0, 0.5, 0.30000001192092896]]
+    """
     import torch
 
     sorted_p, order = probs.sort(dim=-1, descending=True)

@@ -222,9 +222,10 @@ def test_turn_rows_are_the_same_on_every_process():
     numbers of turns); TRL all-gathers per-row tensors of every micro-batch, so all pad to one count."""
     import doctest
 
-    from swesrl.training import rlvr
+    from swesrl.training import rlvr, rollout
 
     assert doctest.testmod(rlvr).failed == 0
+    assert doctest.testmod(rollout).failed == 0
     # (turn samples per process, micro-batches per generation) -> rows on every process
     cases = {((12, 10), 1): 12, ((3, 17, 5), 4): 20, ((0, 1), 2): 2, ((8, 8), 8): 8, ((0, 0), 2): 2}
     for (counts, per_step), rows in cases.items():
