@@ -317,7 +317,7 @@ TREE_FLAGS = {}
 
 def fingerprint(since=None):
     """Digests of everything a command could have changed: {"git": .git's metadata (not its index,
-    locks or loose objects), "work": the work tree, "box": /tmp, $HOME and the state folder, "all",
+    locks or loose objects), "work": the work tree, "box": /tmp, $HOME, /dev and the state folder, "all",
     "time": the reference time}. One line per entry (path, mode, size, ctime, inode; folders: path and mode), sorted per
     folder; a folder the sandbox cannot write (a read-only mount) is listed with its ctime and not
     descended. `since` is the reference fingerprint's "time" (None: now): files changed from
@@ -327,7 +327,7 @@ def fingerprint(since=None):
     git = os.path.join(WORKDIR, ".git")
     skip = {os.path.join(git, "index"), os.path.join(git, "objects")}
     skip.update(os.path.join(STATE, n) for n in ("history.json", "history.json.tmp", "exec.index"))
-    roots = [WORKDIR, STATE] + ([] if UNSANDBOXED else ["/tmp", os.environ.get("HOME") or "/root"])
+    roots = [WORKDIR, STATE] + ([] if UNSANDBOXED else ["/tmp", os.environ.get("HOME") or "/root", "/dev"])
     digests = {k: hashlib.blake2b(digest_size=16) for k in ("git", "work", "box", "all")}
     flags = {"attributes": False, "ignores": False}
     stack = list(reversed(list(dict.fromkeys(roots))))

@@ -570,3 +570,26 @@ def test_a_new_ignore_file_is_measured_as_git_sees_it(task, tmp_path):
         assert sc.ways["runner"] == 0 and sc.ways["git"] == 2
         for cache, action in ((sc.expert_cache, shell), (sc.policy_cache, editor)):
             assert cache.get((state.key, parse_action(action)[1].canonical())).delta == ""
+
+
+def test_changes_under_dev_are_seen_and_do_not_leak_into_other_completions(task):
+    """/dev is a private writable tmpfs in the local sandbox (bubblewrap's --dev; its device nodes are
+    bind mounts that cannot be removed): an action that plants a file in /dev/shm or /dev changes
+    what later commands in that sandbox see. The fingerprint covers /dev, so such an action scores 0
+    and its sandbox is replaced."""
+    iid = task["instance"]["instance_id"]
+    cfg = ExecutionConfig(instances=task["instances"], timeout=3.0, workers=1)  # one sandbox
+    with ExecutionScorer(
+        cfg, states={f"{iid}#0": StepState(iid, "", "")}, instances={iid: task["instance"]}
+    ) as sc:
+        expert = call("bash", command="ls -a /dev/shm && ls /dev")
+        planting = [
+            call("bash", command="echo x > /dev/shm/planted"),
+            call("bash", command="mkdir /dev/planted"),
+        ]
+        opened = sc.pool.opened
+        assert score(sc, task, planting, expert) == [0.0, 0.0]
+        assert sc.last.failed == 2  # "files outside the repository changed", not a low similarity
+        assert sc.pool.opened >= opened + 2  # both sandboxes were replaced
+        after = call("bash", command="ls -a /dev/shm; ls /dev")  # same effect as the expert's
+        assert score(sc, task, [after], expert) == [1.0]
