@@ -37,7 +37,7 @@ in a sandbox of the configured backend (local bubblewrap by default, docker thro
 runner): no network (enforced), a timeout per action, bounded output, every process killed after
 each command. Whether an action changed anything is read by the runner itself once the action's
 processes are dead: a fingerprint (name, mode, size, ctime and inode of every entry of the
-workspace, /tmp, $HOME and the sandbox's state folder, recently changed files hashed by content)
+workspace, /tmp, $HOME, /dev and the sandbox's state folder, recently changed files hashed by content)
 comes back with the action's reply, no extra command. A `.git` (config, hooks, refs) or sandbox
 folder that changed fails the effect and replaces the sandbox, so git never runs on a `.git` the
 policy touched; git always runs with hooks, fsmonitor, textconv and external diff off and no global
@@ -366,7 +366,7 @@ class WarmSandbox:
             self.fp, self.clean, self.last_way = fp, True, "runner"
             return Effect(obs.output, obs.returncode, reply_text(watched))
         if fp["git"] != self.fp["git"] or fp["box"] != self.fp["box"]:
-            self.broken = True  # .git, /tmp, $HOME or the state folder changed: replace the sandbox
+            self.broken = True  # .git, /tmp, $HOME, /dev or the state folder changed: replace the sandbox
             what = ".git metadata" if fp["git"] != self.fp["git"] else "files outside the repository"
             return Effect(obs.output, obs.returncode, None, f"{what} changed")
         if obs.timed_out:
