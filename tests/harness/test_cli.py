@@ -230,6 +230,9 @@ def test_ctrl_c_stops_promptly_and_the_rerun_resumes(calc_suite, calc_mirror, tm
         text=True,
         env=env,
         start_new_session=True,
+        # as in a terminal: a suite launched in the background (`cmd &` in a script) has SIGINT
+        # ignored, which children inherit and Python keeps (so Ctrl-C would rightly do nothing)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     first = out / "r" / "demo__calc-1" / "report.json"
     try:
