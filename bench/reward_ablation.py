@@ -172,11 +172,10 @@ def step_scores(model_dir: Path, paths: dict, workers: int) -> dict:
     experts = [r["expert_action"] for r in rows]
     text = srl_reward(completions, experts)
     n_tasks = len({r["instance_id"] for r in rows})
-    cfg = ExecutionConfig(data=str(paths["test"]), instances=str(paths["instances"]), workers=workers,
-                          max_sandboxes=n_tasks)  # fmt: skip
-    with ExecutionScorer(cfg) as scorer:
+    cfg = ExecutionConfig(instances=str(paths["instances"]), workers=workers, max_sandboxes=n_tasks)
+    with ExecutionScorer(cfg) as scorer:  # each held-out row carries its state (data build --with-state)
         ex = scorer(completions, experts, prompts=[r["prompt"] for r in rows],
-                    instance_id=[r["instance_id"] for r in rows], step=[r["step"] for r in rows])  # fmt: skip
+                    instance_id=[r["instance_id"] for r in rows], state=[r["state"] for r in rows])  # fmt: skip
     n = len(rows)
     return {
         "step_instances": n,
