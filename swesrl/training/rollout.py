@@ -26,6 +26,7 @@ episodes go on. Sandbox starts and gradings are each limited to `max_concurrent_
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -127,6 +128,7 @@ class HFBackend:
         """A new KV cache for left-padded prompts; (cache, attention mask, next positions, last logits)."""
         import torch
         from transformers import DynamicCache
+        from transformers.cache_utils import DynamicLayer
 
         pad = self.tokenizer.pad_token_id
         width = max(map(len, prompts))
@@ -135,9 +137,9 @@ class HFBackend:
         attn = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
         pos = (attn.cumsum(-1) - 1).clamp(min=0)  # (b, P) each row counts from 0 after its padding
         cache = DynamicCache(config=self.model.config)
-        out = self.model(
-            input_ids=ids, attention_mask=attn, position_ids=pos, past_key_values=cache, logits_to_keep=1
-        )
+        grow = growing_layer_class()
+        cache.layers = [grow(self.max_new_tokens) if type(x) is DynamicLayer else x for x in cache.layers]
+        out = self.model(input_ids=ids, attention_mask=attn, position_ids=pos, cache=cache, logits_to_keep=1)
         return cache, attn, pos[:, -1:] + 1, out.logits[:, -1]
 
     def generate(
@@ -188,7 +190,7 @@ class HFBackend:
                         input_ids=token[:, None],
                         attention_mask=attn,
                         position_ids=next_pos,
-                        past_key_values=cache,
+                        cache=cache,
                     ).logits[:, -1]
                     next_pos = next_pos + 1
                 new = admit(len(rows)) if admit else []
@@ -205,6 +207,48 @@ class HFBackend:
                         cache, attn, next_pos, logits = c2, a2, p2, l2
                     rows += list(range(first, len(prompts)))
         return list(zip(sampled, logps, strict=True))
+
+
+@functools.cache
+def growing_layer_class():
+    from transformers.cache_utils import DynamicLayer
+
+    class GrowingLayer(DynamicLayer):
+        """A decode KV-cache layer that writes each new position into a buffer with room to spare
+        (`headroom` more positions) instead of concatenating: transformers' `DynamicLayer` copies the
+        whole cache at every decoded token (`torch.cat`), which on CPU made a step of 8 rows of ~1,200
+        positions 2x slower than the model itself (bench: 10.8 vs 5.1 ms). `keys`/`values` stay plain
+        tensors (views of the buffer), so whatever reassigns them (`batch_select_indices`, `cut_left`,
+        `merge_left`) works unchanged: the next update sees they are no longer the buffer and re-buffers."""
+
+        def __init__(self, headroom: int):
+            super().__init__()
+            self.headroom = max(int(headroom), 16)
+            self._kbuf = self._vbuf = None
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            n, q = self.get_seq_length(), key_states.shape[-2]
+            kb = self._kbuf
+            if (
+                kb is None
+                or n + q > kb.shape[-2]
+                or kb.shape[0] != key_states.shape[0]
+                or self.keys.data_ptr() != kb.data_ptr()  # reassigned: rows dropped, cut or merged
+            ):
+                b, h, _, d = key_states.shape
+                cap = n + q + self.headroom
+                kb, vb = key_states.new_empty(b, h, cap, d), value_states.new_empty(b, h, cap, d)
+                if n:
+                    kb[..., :n, :], vb[..., :n, :] = self.keys, self.values
+                self._kbuf, self._vbuf = kb, vb
+            self._kbuf[..., n : n + q, :] = key_states
+            self._vbuf[..., n : n + q, :] = value_states
+            self.keys, self.values = self._kbuf[..., : n + q, :], self._vbuf[..., : n + q, :]
+            return self.keys, self.values
+
+    return GrowingLayer
 
 
 def cut_left(cache, attn) -> None:

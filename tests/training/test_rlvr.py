@@ -24,6 +24,7 @@ from swesrl.training.rollout import (
     chat_ids,
     full_sample,
     grade_reward,
+    growing_layer_class,
     run_episodes,
     turn_samples,
 )
@@ -110,6 +111,33 @@ def test_prompts_that_join_a_running_batch_get_the_replies_they_would_get_alone(
     for (ids, lps), (ids1, lps1) in zip(got, alone, strict=True):
         assert ids == ids1
         assert lps == pytest.approx(lps1, abs=1e-4)
+
+
+def test_the_growing_kv_cache_gives_the_logits_of_the_stock_cache(policy):
+    """The decode cache writes into a buffer instead of concatenating: past its headroom (it grows), after
+    rows are dropped (it re-buffers) and across both, the logits are those of transformers' DynamicCache."""
+    from transformers import DynamicCache
+
+    model, _ = policy
+    torch.manual_seed(0)
+    ids = torch.randint(3, 1000, (3, 20))
+    grow = growing_layer_class()
+    caches = [DynamicCache(config=model.config) for _ in range(2)]
+    caches[1].layers = [grow(16) for _ in caches[1].layers]  # headroom 16: grows twice in 40 steps
+    outs = [[], []]
+    with torch.inference_mode():
+        for k, cache in enumerate(caches):
+            tok, rows = ids, 3
+            for step in range(40):
+                if step == 25:  # a row finishes: the cache keeps the others
+                    cache.batch_select_indices(torch.tensor([0, 2]))
+                    tok, rows = tok[[0, 2]], 2
+                logits = model(input_ids=tok, cache=cache).logits[:, -1]
+                outs[k].append(logits)
+                tok = logits.argmax(-1)[:, None]
+            assert cache.get_seq_length() == 20 + 39
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(*outs, strict=True))
+    assert isinstance(caches[1].layers[0], grow) and caches[1].layers[0]._kbuf.shape[-2] >= 59
 
 
 def test_srl_context_is_one_sample_per_turn_with_what_the_agent_showed(suite, policy):
