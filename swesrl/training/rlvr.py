@@ -55,15 +55,13 @@ from swesrl.agent.prompts import initial_messages, load_agent_config
 from swesrl.config import StrictModel, load_config
 from swesrl.core.instances import default_mirror, load_instances, select
 from swesrl.envs.base import SandboxConfig
+from swesrl.training.generation import HFBackend, VLLMColocateBackend, VLLMServerBackend
 from swesrl.training.progress import OnStep, train_and_save
 from swesrl.training.rollout import (
-    HFBackend,
     RewardConfig,
     RolloutConfig,
     RolloutSetup,
     Sample,
-    VLLMColocateBackend,
-    VLLMServerBackend,
     full_sample,
     run_episodes,
     turn_samples,

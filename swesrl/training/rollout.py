@@ -5,8 +5,9 @@ talks to is an `EpisodePolicy`, which turns each query into token ids, hands the
 `TurnEngine` and blocks. The engine runs in the caller's thread and generates the next turn of every
 waiting episode together: one batched decode over the transformers model's KV cache (a finished
 reply leaves the batch and its episode goes on at once) or one `LLM.generate` (vLLM colocate) call;
-with a vLLM server every episode's request goes out at once and the server batches them. An episode
-that ends (submits, hits a limit, crashes) leaves the engine, so nobody waits for it.
+with a vLLM server every episode's request goes out at once and the server batches them (the
+backends are in `swesrl.training.generation`). An episode that ends (submits, hits a limit,
+crashes) leaves the engine, so nobody waits for it.
 
 Token-in/token-out: each turn records the prompt ids the model was given, the ids it sampled and
 their sampling log-probs; the agent loop only sees the decoded text. Nothing the policy wrote is
@@ -26,7 +27,6 @@ episodes go on. Sandbox starts and gradings are each limited to `max_concurrent_
 
 from __future__ import annotations
 
-import functools
 import logging
 import queue
 import threading
@@ -40,7 +40,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from swesrl.agent.loop import run_agent
-from swesrl.agent.models import STOP, cut_at_stop
+from swesrl.agent.models import cut_at_stop
 from swesrl.agent.prompts import AgentConfig
 from swesrl.config import StrictModel
 from swesrl.envs import env_for_instance
@@ -94,267 +94,6 @@ class Episode:
     @property
     def generated_tokens(self) -> int:
         return sum(len(t.completion_ids) for t in self.turns)
-
-
-# ---- generation backends: prompt ids in, (sampled ids, sampling log-probs) out ------------------
-
-
-class HFBackend:
-    """Continuous batched sampling with the transformers model: our own decode loop over its KV cache.
-    Log-probs of the sampled tokens are under softmax(logits / temperature), the distribution TRL
-    trains on (top-p only narrows what is sampled). A row leaves the batch (its cache rows are dropped)
-    as soon as it has produced the stop string or end-of-sequence and is handed back at once through
-    `on_done`, so its episode runs its action while the other rows still generate; prompts that arrive
-    meanwhile (`admit`) are prefilled and join the running batch, so no episode waits for the longest
-    reply of a batch it is not in (`model.generate` runs every row until the longest reply ends)."""
-
-    batched = True
-    early = True  # `generate` takes `on_done` and `admit`
-
-    def __init__(self, model, tokenizer, max_new_tokens: int, temperature: float = 1.0, top_p: float = 1.0):
-        self.model, self.tokenizer = model, tokenizer
-        self.max_new_tokens, self.temperature, self.top_p = max_new_tokens, temperature, top_p
-        # the stop string spans at most this many tokens (each decodes to at least one character)
-        self._tail = len(STOP) + 2
-
-    def _stopped(self, row: list[int]) -> bool:
-        return (
-            len(row) >= self.max_new_tokens
-            or row[-1] == self.tokenizer.eos_token_id
-            or STOP in self.tokenizer.decode(row[-self._tail :])
-        )
-
-    def _prefill(self, prompts: list[list[int]]):
-        """A new KV cache for left-padded prompts; (cache, attention mask, next positions, last logits)."""
-        import torch
-        from transformers import DynamicCache
-        from transformers.cache_utils import DynamicLayer
-
-        pad = self.tokenizer.pad_token_id
-        width = max(map(len, prompts))
-        device = next(self.model.parameters()).device
-        ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)  # (b, P)
-        attn = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
-        pos = (attn.cumsum(-1) - 1).clamp(min=0)  # (b, P) each row counts from 0 after its padding
-        cache = DynamicCache(config=self.model.config)
-        grow = growing_layer_class()
-        cache.layers = [grow(self.max_new_tokens) if type(x) is DynamicLayer else x for x in cache.layers]
-        out = self.model(input_ids=ids, attention_mask=attn, position_ids=pos, cache=cache, logits_to_keep=1)
-        return cache, attn, pos[:, -1:] + 1, out.logits[:, -1]
-
-    def generate(
-        self,
-        prompts: list[list[int]],
-        on_done: Callable[[int, tuple[list[int], list[float]]], None] | None = None,
-        admit: Callable[[int], list[list[int]]] | None = None,
-    ) -> list[tuple[list[int], list[float]]]:
-        """Replies to `prompts`, then to each prompt `admit(rows running)` adds (numbered on)."""
-        import torch
-
-        prompts = list(prompts)
-        sampled: list[list[int]] = [[] for _ in prompts]
-        logps: list[list[float]] = [[] for _ in prompts]
-        temperature = self.temperature if self.temperature > 0 else 1.0
-        with torch.inference_mode():  # ~10% less per decode step on CPU than no_grad
-            cache, attn, next_pos, logits = self._prefill(prompts)
-            rows = list(range(len(prompts)))  # prompt index of each row in the batch
-            while rows:
-                logp = torch.log_softmax(logits.float() / temperature, dim=-1)  # (b, V)
-                if self.temperature <= 0:
-                    token = logp.argmax(-1)
-                elif self.top_p < 1.0:
-                    token = torch.multinomial(top_p_probs(logp.exp(), self.top_p), 1)[:, 0]
-                else:
-                    token = torch.multinomial(logp.exp(), 1)[:, 0]  # (b,)
-                chosen = logp.gather(-1, token[:, None])[:, 0].tolist()
-                keep = []
-                for j, (i, t, lp) in enumerate(zip(rows, token.tolist(), chosen, strict=True)):
-                    sampled[i].append(t)
-                    logps[i].append(lp)
-                    if self._stopped(sampled[i]):
-                        if on_done:
-                            on_done(i, (sampled[i], logps[i]))
-                    else:
-                        keep.append(j)
-                if len(keep) < len(rows):  # drop the finished rows from the batch and its cache
-                    idx = torch.tensor(keep, dtype=torch.long, device=attn.device)
-                    cache.batch_select_indices(idx)
-                    attn, next_pos, token = attn[idx], next_pos[idx], token[idx]
-                    rows = [rows[j] for j in keep]
-                    if rows:
-                        cut_left(cache, attn)
-                        attn = attn[:, int(attn.any(0).int().argmax()) :]
-                if rows:
-                    attn = torch.cat([attn, attn.new_ones(len(rows), 1)], dim=1)
-                    logits = self.model(
-                        input_ids=token[:, None],
-                        attention_mask=attn,
-                        position_ids=next_pos,
-                        cache=cache,
-                    ).logits[:, -1]
-                    next_pos = next_pos + 1
-                new = admit(len(rows)) if admit else []
-                if new:  # prefill the newcomers, then one batch: both caches left-padded to one length
-                    first = len(prompts)
-                    prompts += new
-                    sampled += [[] for _ in new]
-                    logps += [[] for _ in new]
-                    c2, a2, p2, l2 = self._prefill(new)
-                    if rows:
-                        attn = merge_left(cache, attn, c2, a2)
-                        next_pos, logits = torch.cat([next_pos, p2]), torch.cat([logits, l2])
-                    else:
-                        cache, attn, next_pos, logits = c2, a2, p2, l2
-                    rows += list(range(first, len(prompts)))
-        return list(zip(sampled, logps, strict=True))
-
-
-@functools.cache
-def growing_layer_class():
-    from transformers.cache_utils import DynamicLayer
-
-    class GrowingLayer(DynamicLayer):
-        """A decode KV-cache layer that writes each new position into a buffer with room to spare
-        (`headroom` more positions) instead of concatenating: transformers' `DynamicLayer` copies the
-        whole cache at every decoded token (`torch.cat`), which on CPU made a step of 8 rows of ~1,200
-        positions 2x slower than the model itself (bench: 10.8 vs 5.1 ms). `keys`/`values` stay plain
-        tensors (views of the buffer), so whatever reassigns them (`batch_select_indices`, `cut_left`,
-        `merge_left`) works unchanged: the next update sees they are no longer the buffer and re-buffers."""
-
-        def __init__(self, headroom: int):
-            super().__init__()
-            self.headroom = max(int(headroom), 16)
-            self._kbuf = self._vbuf = None
-
-        def update(self, key_states, value_states, *args, **kwargs):
-            if not self.is_initialized:
-                self.lazy_initialization(key_states, value_states)
-            n, q = self.get_seq_length(), key_states.shape[-2]
-            kb = self._kbuf
-            if (
-                kb is None
-                or n + q > kb.shape[-2]
-                or kb.shape[0] != key_states.shape[0]
-                or self.keys.data_ptr() != kb.data_ptr()  # reassigned: rows dropped, cut or merged
-            ):
-                b, h, _, d = key_states.shape
-                cap = n + q + self.headroom
-                kb, vb = key_states.new_empty(b, h, cap, d), value_states.new_empty(b, h, cap, d)
-                if n:
-                    kb[..., :n, :], vb[..., :n, :] = self.keys, self.values
-                self._kbuf, self._vbuf = kb, vb
-            self._kbuf[..., n : n + q, :] = key_states
-            self._vbuf[..., n : n + q, :] = value_states
-            self.keys, self.values = self._kbuf[..., : n + q, :], self._vbuf[..., : n + q, :]
-            return self.keys, self.values
-
-    return GrowingLayer
-
-
-def cut_left(cache, attn) -> None:
-    """Drop the cache's leading positions that no remaining row attends to (all padding)."""
-    first = int(attn.any(0).int().argmax())
-    if first:
-        for layer in cache.layers:
-            layer.keys, layer.values = layer.keys[..., first:, :], layer.values[..., first:, :]
-
-
-def merge_left(cache, attn, cache2, attn2):
-    """Append cache2's rows to cache (in place), left-padding the shorter to the longer length;
-    returns the merged attention mask (padding positions 0)."""
-    import torch
-    import torch.nn.functional as F
-
-    n, n2 = attn.size(1), attn2.size(1)
-    for a, b in zip(cache.layers, cache2.layers, strict=True):
-        a.keys = torch.cat(
-            [F.pad(a.keys, (0, 0, max(n2 - n, 0), 0)), F.pad(b.keys, (0, 0, max(n - n2, 0), 0))]
-        )
-        a.values = torch.cat(
-            [F.pad(a.values, (0, 0, max(n2 - n, 0), 0)), F.pad(b.values, (0, 0, max(n - n2, 0), 0))]
-        )
-    return torch.cat([F.pad(attn, (max(n2 - n, 0), 0)), F.pad(attn2, (max(n - n2, 0), 0))])
-
-
-def top_p_probs(probs, top_p: float):
-    """Nucleus filtering: the probabilities of the smallest set of tokens whose total reaches top_p,
-    0 elsewhere (not renormalised: `torch.multinomial` takes weights).
-
-    >>> import torch
-    >>> top_p_probs(torch.tensor([[0.2, 0.5, 0.3]]), 0.7).tolist()
-    [[0.0, 0.5, 0.30000001192092896]]
-    """
-    import torch
-
-    sorted_p, order = probs.sort(dim=-1, descending=True)
-    outside = sorted_p.cumsum(-1) - sorted_p > top_p  # tokens after the nucleus is already full
-    sorted_p = sorted_p.masked_fill(outside, 0.0)
-    return torch.zeros_like(probs).scatter(-1, order, sorted_p)
-
-
-class VLLMColocateBackend:
-    """The vLLM engine TRL keeps in this process (`generation.vllm_mode: colocate`), one batched call."""
-
-    batched = True
-
-    def __init__(self, llm, max_new_tokens: int, temperature: float = 1.0, top_p: float = 1.0):
-        from vllm import SamplingParams
-
-        self.llm = llm
-        self.params = SamplingParams(
-            n=1,
-            temperature=temperature,
-            top_p=top_p,
-            max_tokens=max_new_tokens,
-            stop=[STOP],
-            include_stop_str_in_output=True,
-            logprobs=0,
-        )
-
-    def generate(self, prompts: list[list[int]]) -> list[tuple[list[int], list[float]]]:
-        outs = self.llm.generate([{"prompt_token_ids": p} for p in prompts], self.params, use_tqdm=False)
-        results = []
-        for o in outs:
-            c = o.outputs[0]
-            ids = list(c.token_ids)
-            results.append((ids, [lp[t].logprob for lp, t in zip(c.logprobs or [], ids, strict=False)]))
-        return results
-
-
-class VLLMServerBackend:
-    """`trl vllm-serve` (or any vLLM server): every episode posts its own request as soon as it asks,
-    and the server batches the concurrent requests; TRL's trainer keeps the server's weights in sync."""
-
-    batched = False
-
-    def __init__(self, base_url: str, max_new_tokens: int, temperature: float = 1.0, top_p: float = 1.0):
-        self.url = base_url.rstrip("/") + "/v1/completions"
-        self.body = {
-            "temperature": temperature,
-            "top_p": top_p,
-            "max_tokens": max_new_tokens,
-            "stop": [STOP],
-            "include_stop_str_in_output": True,
-            "logprobs": 0,
-            "return_token_ids": True,
-            "return_tokens_as_token_ids": True,
-            "n": 1,
-        }
-        self.local = threading.local()
-
-    def generate(self, prompts: list[list[int]]) -> list[tuple[list[int], list[float]]]:
-        import requests
-
-        session = getattr(self.local, "session", None) or requests.Session()
-        self.local.session = session
-        r = session.post(self.url, json={**self.body, "prompt": prompts}, timeout=3600)
-        r.raise_for_status()
-        results = []
-        for choice in r.json()["choices"]:
-            ids = list(choice["token_ids"])
-            lps = (choice.get("logprobs") or {}).get("token_logprobs") or [0.0] * len(ids)
-            results.append((ids, [0.0 if x is None else float(x) for x in lps]))
-        return results
 
 
 # ---- the engine: the next turns of all waiting episodes, generated together ---------------------

@@ -17,14 +17,13 @@ from swesrl.agent.context import select_context
 from swesrl.agent.prompts import load_agent_config
 from swesrl.core.instances import default_mirror, load_instances
 from swesrl.envs.base import SandboxConfig
+from swesrl.training.generation import HFBackend
 from swesrl.training.rlvr import load_rlvr_config, train_rlvr
 from swesrl.training.rollout import (
-    HFBackend,
     RolloutSetup,
     chat_ids,
     full_sample,
     grade_reward,
-    growing_layer_class,
     run_episodes,
     turn_samples,
 )
@@ -89,55 +88,6 @@ def test_full_context_trains_exactly_the_sampled_tokens(suite, policy):
         lp = logits.log_softmax(-1).gather(-1, torch.tensor(s.completion_ids)[:, None])[:, 0]
         mask = torch.tensor(s.env_mask, dtype=torch.bool)
         assert torch.allclose(lp[mask], torch.tensor(s.logprobs)[mask], atol=1e-3)
-
-
-def test_prompts_that_join_a_running_batch_get_the_replies_they_would_get_alone(policy):
-    """Continuous batching: rows leave when done, newcomers are prefilled and merged (left-padded) into
-    the running KV cache; greedy replies and their log-probs equal those of each prompt on its own."""
-    model, tok = policy
-    texts = ["fix the bug in utils", "x", "the tests fail with a KeyError in parse()", "add a test"]
-    prompts = [chat_ids(tok, [{"role": "user", "content": t}]) for t in texts]
-    backend = HFBackend(model, tok, 40, temperature=0.0)
-    alone = [backend.generate([p])[0] for p in prompts]
-    later = [[prompts[2]], [], [], [prompts[3]]]  # one joins at step 1, one at step 4
-    calls, finished = [], []
-
-    def admit(running):
-        calls.append(running)
-        return later.pop(0) if later else []
-
-    got = backend.generate(prompts[:2], on_done=lambda i, out: finished.append(i), admit=admit)
-    assert sorted(finished) == [0, 1, 2, 3] and len(got) == 4
-    for (ids, lps), (ids1, lps1) in zip(got, alone, strict=True):
-        assert ids == ids1
-        assert lps == pytest.approx(lps1, abs=1e-4)
-
-
-def test_the_growing_kv_cache_gives_the_logits_of_the_stock_cache(policy):
-    """The decode cache writes into a buffer instead of concatenating: past its headroom (it grows), after
-    rows are dropped (it re-buffers) and across both, the logits are those of transformers' DynamicCache."""
-    from transformers import DynamicCache
-
-    model, _ = policy
-    torch.manual_seed(0)
-    ids = torch.randint(3, 1000, (3, 20))
-    grow = growing_layer_class()
-    caches = [DynamicCache(config=model.config) for _ in range(2)]
-    caches[1].layers = [grow(16) for _ in caches[1].layers]  # headroom 16: grows twice in 40 steps
-    outs = [[], []]
-    with torch.inference_mode():
-        for k, cache in enumerate(caches):
-            tok, rows = ids, 3
-            for step in range(40):
-                if step == 25:  # a row finishes: the cache keeps the others
-                    cache.batch_select_indices(torch.tensor([0, 2]))
-                    tok, rows = tok[[0, 2]], 2
-                logits = model(input_ids=tok, cache=cache).logits[:, -1]
-                outs[k].append(logits)
-                tok = logits.argmax(-1)[:, None]
-            assert cache.get_seq_length() == 20 + 39
-    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(*outs, strict=True))
-    assert isinstance(caches[1].layers[0], grow) and caches[1].layers[0]._kbuf.shape[-2] >= 59
 
 
 def test_srl_context_is_one_sample_per_turn_with_what_the_agent_showed(suite, policy):
