@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 
 from swesrl.agent.models import STOP
@@ -28,11 +29,23 @@ class HFBackend:
     batched = True
     early = True  # `generate` takes `on_done` and `admit`
 
-    def __init__(self, model, tokenizer, max_new_tokens: int, temperature: float = 1.0, top_p: float = 1.0):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        prefix_cache_tokens: int = 32768,
+    ):
         self.model, self.tokenizer = model, tokenizer
         self.max_new_tokens, self.temperature, self.top_p = max_new_tokens, temperature, top_p
         # the stop string spans at most this many tokens (each decodes to at least one character)
         self._tail = len(STOP) + 2
+        self.prefixes = PrefixCache(prefix_cache_tokens)
+        self.prefill_tokens = self.reused_tokens = (
+            0  # prompt tokens run through the model / taken from the cache
+        )
 
     def _stopped(self, row: list[int]) -> bool:
         return (
@@ -42,21 +55,65 @@ class HFBackend:
         )
 
     def _prefill(self, prompts: list[list[int]]):
-        """A new KV cache for left-padded prompts; (cache, attention mask, next positions, last logits)."""
+        """A new KV cache for the prompts; (cache, attention mask, next positions, last logits).
+
+        Each prompt's longest prefix already in `self.prefixes` (the system prompt and task that every
+        turn of an instance's episodes starts with; the whole first prompt, shared by the G episodes)
+        is taken from there; only the rest runs through the model. Row layout, left to right:
+        padding, cached prefix, padding, new tokens (positions count real tokens only, the mask hides
+        the padding)."""
         import torch
+        import torch.nn.functional as F
         from transformers import DynamicCache
         from transformers.cache_utils import DynamicLayer
 
         pad = self.tokenizer.pad_token_id
-        width = max(map(len, prompts))
         device = next(self.model.parameters()).device
-        ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)  # (b, P)
-        attn = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
-        pos = (attn.cumsum(-1) - 1).clamp(min=0)  # (b, P) each row counts from 0 after its padding
         cache = DynamicCache(config=self.model.config)
         grow = growing_layer_class()
         cache.layers = [grow(self.max_new_tokens) if type(x) is DynamicLayer else x for x in cache.layers]
+        reuse = all(type(x) is grow for x in cache.layers)  # not with sliding-window or other layers
+        hits = [self.prefixes.lookup(p) if reuse else (0, None) for p in prompts]  # (length, [(k, v)])
+        lens = [n for n, _ in hits]
+        rest = [p[n:] for p, n in zip(prompts, lens, strict=True)]
+        wp, ws = max(lens), max(map(len, rest))
+        ids = torch.tensor([[pad] * (ws - len(r)) + r for r in rest], device=device)  # (b, ws)
+        attn = torch.tensor(
+            [
+                [0] * (wp - n) + [1] * n + [0] * (ws - len(r)) + [1] * len(r)
+                for n, r in zip(lens, rest, strict=True)
+            ],
+            device=device,
+        )
+        pos = (attn.cumsum(-1) - 1).clamp(min=0)[:, wp:]  # (b, ws) each row counts its real tokens from 0
+        if wp:
+            for j, layer in enumerate(cache.layers):
+                kv = [(kvs[j] if kvs else None, n) for n, kvs in hits]
+                ref = next(x for x, _ in kv if x is not None)[0]
+                keys, values = (
+                    torch.cat(
+                        [
+                            F.pad(x[i], (0, 0, wp - n, 0))
+                            if x is not None
+                            else ref.new_zeros(*ref.shape[:2], wp, ref.shape[3])
+                            for x, n in kv
+                        ]
+                    )
+                    for i in (0, 1)
+                )
+                layer.lazy_initialization(keys, values)
+                layer.keys, layer.values = keys, values
         out = self.model(input_ids=ids, attention_mask=attn, position_ids=pos, cache=cache, logits_to_keep=1)
+        self.prefill_tokens += sum(map(len, rest))
+        self.reused_tokens += sum(lens)
+        for i, p in enumerate(prompts if reuse else []):
+            self.prefixes.add(
+                p,
+                [
+                    (layer.keys[i : i + 1, :, attn[i].bool()], layer.values[i : i + 1, :, attn[i].bool()])
+                    for layer in cache.layers
+                ],
+            )
         return cache, attn, pos[:, -1:] + 1, out.logits[:, -1]
 
     def generate(
@@ -124,6 +181,62 @@ class HFBackend:
                         cache, attn, next_pos, logits = c2, a2, p2, l2
                     rows += list(range(first, len(prompts)))
         return list(zip(sampled, logps, strict=True))
+
+
+class PrefixCache:
+    """Prompt prefixes' KV states, so a prompt that starts like an earlier one is only partly prefilled
+    (vLLM's automatic prefix caching does the same for the vLLM backends). Entries are whole prompts;
+    a lookup gives the longest common prefix with any of them. Least recently used entries go first
+    once more than `max_tokens` positions are held. The states are only valid for the weights they
+    were computed with: a backend (and its cache) lives for one rollout."""
+
+    MIN_HIT = 8  # shorter common prefixes are not worth the copy
+
+    def __init__(self, max_tokens: int):
+        self.max_tokens = max_tokens
+        self.entries: OrderedDict[tuple[int, ...], list] = OrderedDict()
+        self.tokens = 0
+
+    def lookup(self, prompt: list[int]) -> tuple[int, list | None]:
+        """(length, per-layer (keys, values) over that many positions): at most len(prompt) - 1, so the
+        model runs on at least the last token (its logits start the reply)."""
+        best, hit = 0, None
+        for key, kvs in self.entries.items():
+            n = common_prefix(key, prompt)
+            if n > best:
+                best, hit = n, (key, kvs)
+        best = min(best, len(prompt) - 1)
+        if best < self.MIN_HIT or hit is None:
+            return 0, None
+        self.entries.move_to_end(hit[0])
+        return best, [(k[..., :best, :], v[..., :best, :]) for k, v in hit[1]]
+
+    def add(self, prompt: list[int], kvs: list) -> None:
+        key = tuple(prompt)
+        if self.max_tokens < len(key) or key in self.entries:
+            return
+        self.entries[key] = kvs
+        self.tokens += len(key)
+        while self.tokens > self.max_tokens:
+            old, _ = self.entries.popitem(last=False)
+            self.tokens -= len(old)
+
+
+def common_prefix(a, b) -> int:
+    """Length of the longest common prefix of two token sequences (binary search on slice equality).
+
+    >>> common_prefix((1, 2, 3, 4), [1, 2, 5])
+    2
+    """
+    a, b = list(a[: len(b)]), list(b[: len(a)])
+    lo, hi = 0, len(a)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 @functools.cache

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from swesrl.training.generation import HFBackend, growing_layer_class
+from swesrl.training.generation import HFBackend, PrefixCache, growing_layer_class
 from swesrl.training.rollout import chat_ids
 from swesrl.training.srl import ModelConfig, load_policy
 
@@ -65,3 +65,44 @@ def test_the_growing_kv_cache_gives_the_logits_of_the_stock_cache(policy):
             assert cache.get_seq_length() == 20 + 39
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(*outs, strict=True))
     assert isinstance(caches[1].layers[0], grow) and caches[1].layers[0]._kbuf.shape[-2] >= 59
+
+
+def test_prompts_that_share_a_prefix_reuse_its_states_and_get_the_replies_they_would_get_alone(policy):
+    """The prefix cache: a prompt that starts like an earlier one (the same task, a later turn; or the
+    same first prompt in another episode) only prefills its new tokens, next to rows with no hit, and
+    its greedy reply and log-probs are those of the prompt prefilled whole on its own."""
+    model, tok = policy
+    task = [
+        {"role": "system", "content": "you fix bugs"},
+        {"role": "user", "content": "the tests fail in parse()"},
+    ]
+    first = chat_ids(tok, task)
+    later = chat_ids(
+        tok, [*task, {"role": "assistant", "content": "ls"}, {"role": "user", "content": "a.py b.py"}]
+    )
+    other = chat_ids(tok, [{"role": "user", "content": "something else entirely"}])
+    assert later[: len(first) - 2] == first[: len(first) - 2]
+    alone = HFBackend(model, tok, 30, temperature=0.0, prefix_cache_tokens=0)
+    want = {i: alone.generate([p])[0] for i, p in enumerate([first, later, other])}
+    assert alone.reused_tokens == 0
+    backend = HFBackend(model, tok, 30, temperature=0.0)
+    got = [backend.generate([first])[0], *backend.generate([later, other, first])]
+    assert backend.reused_tokens >= 2 * (len(first) - 3)  # `later` and the repeat of `first`
+    assert backend.prefill_tokens < len(first) + len(later) + len(other)
+    for (ids, lps), (ids1, lps1) in zip(got, [want[0], want[1], want[2], want[0]], strict=True):
+        assert ids == ids1
+        assert lps == pytest.approx(lps1, abs=1e-4)
+
+
+def test_the_prefix_cache_keeps_the_most_recent_prompts_within_its_token_budget():
+    cache = PrefixCache(max_tokens=20)
+    kvs = [(torch.zeros(1, 1, 10, 2), torch.zeros(1, 1, 10, 2))]
+    cache.add(list(range(10)), kvs)
+    cache.add(list(range(100, 110)), kvs)
+    assert cache.lookup(list(range(12)))[0] == 10
+    cache.add(list(range(200, 210)), kvs)  # over budget: the least recently used entry goes
+    assert cache.tokens == 20
+    assert cache.lookup(list(range(100, 112)))[0] == 0
+    assert cache.lookup([*range(9), 99])[0] == 9  # a common prefix, not the whole entry
+    assert cache.lookup(list(range(10)))[0] == 9  # the last token always runs through the model
+    assert cache.lookup(list(range(5)) + [7])[0] == 0  # under MIN_HIT
