@@ -292,6 +292,7 @@ def make_rlvr_trainer_class():
 
         def _log_rollout(self, stats: dict) -> None:
             keys = ("episodes", "failed_episodes", "generated_tokens", "turns", "rollout_seconds")
+            keys += ("prefill_tokens", "reused_prompt_tokens")
             local = torch.tensor([float(stats[k]) for k in keys], device=self.accelerator.device)
             tot = dict(
                 zip(keys, self.accelerator.gather(local).view(-1, len(keys)).sum(0).tolist(), strict=True)
@@ -305,6 +306,9 @@ def make_rlvr_trainer_class():
             m["rollout/turns_per_episode"].append(tot["turns"] / max(tot["episodes"], 1))
             m["rollout/episodes_per_min"].append(60 * tot["episodes"] / wall)
             m["rollout/generated_tokens_per_s"].append(tot["generated_tokens"] / wall)
+            prompt = tot["prefill_tokens"] + tot["reused_prompt_tokens"]
+            if prompt:  # the share of prompt tokens whose KV states came from the prefix cache
+                m["rollout/prefix_reuse"].append(tot["reused_prompt_tokens"] / prompt)
 
         # -- after dynamic sampling: per-turn samples for the srl context -------------------------
 

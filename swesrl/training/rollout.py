@@ -381,6 +381,9 @@ def run_episodes(
         "generate_seconds": sum(b[2] for b in engine.batches),
         "mean_batch": sum(b[0] for b in engine.batches) / max(len(engine.batches), 1),
         "rollout_seconds": wall,
+        # prompt tokens run through the model / taken from the prefix cache (transformers backend)
+        "prefill_tokens": getattr(backend, "prefill_tokens", 0),
+        "reused_prompt_tokens": getattr(backend, "reused_tokens", 0),
     }
     return episodes, stats
 
