@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from pydantic import Field
+
 from swesrl.config import StrictModel
 
 WORKDIR = "/testbed"
@@ -60,6 +62,11 @@ class SandboxConfig(StrictModel):
     """Maximum processes inside the sandbox."""
     cpus: float = 2.0
     """Docker CPU quota."""
+    nice: int = Field(10, ge=0, le=19)
+    """Local backend: the CPU priority (`nice`) the sandbox's processes run at. Above 0 the trainer,
+    whose generation every episode waits on, runs first when the cores are busy (RLVR on 2 cores:
+    decode steps ~8% faster measured at 15). Docker: not applied (containers are scheduled by their
+    own cgroup)."""
     env: dict[str, str] = {}
     """Extra environment variables for commands inside the sandbox."""
     task_python: str = "env"

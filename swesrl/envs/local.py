@@ -120,34 +120,41 @@ def _userns_flag() -> list[str]:
 
 
 _hidden: list[tuple[str, str]] | None = None
+_hidden_lock = threading.Lock()
 
 
 def hidden_paths() -> list[tuple[str, str]]:
     """(kind, path) for every file ("file") or folder ("dir") under SECRET_SCAN that is not
-    readable by every user on the host: mounted over with an empty one inside the sandbox."""
+    readable by every user on the host: mounted over with an empty one inside the sandbox. Scanned
+    once per process (sandboxes starting at once wait for the one scan)."""
     global _hidden
-    if _hidden is None:
-        out = []
-        for top in SECRET_SCAN:
-            for root, dirs, files in os.walk(top):
-                for d in list(dirs):
-                    p = os.path.join(root, d)
-                    try:
-                        st = os.lstat(p)
-                    except OSError:
-                        continue
-                    if stat.S_ISDIR(st.st_mode) and st.st_mode & 0o005 != 0o005:
-                        out.append(("dir", p))
-                        dirs.remove(d)
-                for f in files:
-                    p = os.path.join(root, f)
-                    try:
-                        st = os.lstat(p)
-                    except OSError:
-                        continue
-                    if stat.S_ISREG(st.st_mode) and not st.st_mode & 0o004:
-                        out.append(("file", p))
-        _hidden = out
+    with _hidden_lock:
+        return _hidden if _hidden is not None else _scan_hidden()
+
+
+def _scan_hidden() -> list[tuple[str, str]]:
+    global _hidden
+    out = []
+    for top in SECRET_SCAN:
+        for root, dirs, files in os.walk(top):
+            for d in list(dirs):
+                p = os.path.join(root, d)
+                try:
+                    st = os.lstat(p)
+                except OSError:
+                    continue
+                if stat.S_ISDIR(st.st_mode) and st.st_mode & 0o005 != 0o005:
+                    out.append(("dir", p))
+                    dirs.remove(d)
+            for f in files:
+                p = os.path.join(root, f)
+                try:
+                    st = os.lstat(p)
+                except OSError:
+                    continue
+                if stat.S_ISREG(st.st_mode) and not st.st_mode & 0o004:
+                    out.append(("file", p))
+    _hidden = out
     return _hidden
 
 
@@ -352,7 +359,8 @@ class LocalEnv:
             steps.append(f"ulimit -v {self.memory // 1024}")
         if (self.cgroup is None or not self.cgroup.has_pids) and os.geteuid() != 0:
             steps.append(f"ulimit -u {self.config.pids}")
-        return ["bash", "-c", " && ".join([*steps, 'exec "$@"']), "bash", *argv]
+        run = f'exec nice -n {self.config.nice} "$@"' if self.config.nice else 'exec "$@"'
+        return ["bash", "-c", " && ".join([*steps, run]), "bash", *argv]
 
     def _start_runner(self) -> None:
         python = os.path.join(self.python_prefixes[0], "bin", "python3") if self.sandboxed else sys.executable

@@ -158,3 +158,13 @@ def test_sigkill_of_the_owner_then_gc_leaves_no_container(repo, docker_client, b
     running = {c.id for c in docker_client.containers.list(all=True, filters={"label": "swesrl.sandbox=1"})}
     assert not any(c.id in running for c in leftover)
     assert "removed" in out.stdout
+
+
+def test_local_commands_run_at_the_configured_cpu_priority(repo):
+    """Sandboxed commands yield the CPU to the trainer (whose generation every episode waits on)."""
+    mine = os.nice(0)
+    for nice, want in ((10, min(mine + 10, 19)), (0, mine)):
+        with make_env(repo[0], repo[1], SandboxConfig(nice=nice)) as env:
+            obs = env.execute("nice; sh -c nice")
+        assert obs.returncode == 0
+        assert obs.output.split() == [str(want), str(want)]  # the command and what it starts
