@@ -6,12 +6,16 @@ same tokens per turn), local bubblewrap sandboxes and harness grading in both. T
 old loop (bench/rlvr_baseline.py, a copy of swesrl/training/rlvr.py at 5c01b7c) with `workers`
 threads: its turns are generated one at a time behind a lock. The new one runs every episode at once
 and decodes their turns in one continuously batched loop (finished replies leave, new turns join).
-Each arm runs in its own process, arms alternate, repeated. Time is the optimizer step's wall time
-(rollouts + grading + update); "generated tokens/s" is the step's generated tokens over that same
-time, so it follows episodes/min, it is not the decoder's own rate. The machine's load average at
-the start and end is recorded: other work slows both arms.
+Each arm runs in its own process, arms alternate, repeated. Each run does `--warmup` steps first
+(imports, the sandbox secret scan, the task environment: costs a training run pays once) and then
+`--steps` measured steps, the steady state a run spends its time in. Time is the optimizer step's
+wall time (rollouts + grading + update); "generated tokens/s" is the steps' generated tokens over
+that same time, so it follows episodes/min, it is not the decoder's own rate. Episode lengths are
+sampled (temperature 1), so one run's episodes/min varies with them: the speedup is the ratio of the
+totals over all repeats, with the spread of the back-to-back pairs' ratios. The machine's load average
+at the start and end is recorded: other work slows both arms.
 
-    python bench/rlvr.py [--instances 2] [--generations 4] [--repeats 1]
+    python bench/rlvr.py [--instances 2] [--generations 4] [--repeats 5] [--warmup 1] [--steps 1]
 
 Prints a table; writes bench/results/rlvr.json.
 """
@@ -34,11 +38,26 @@ RESULTS = ROOT / "bench" / "results" / "rlvr.json"
 IDS = ["swesrl-bench__maple-box-110", "swesrl-bench__zephyr-core-140", "swesrl-bench__velvet-box-228"]
 
 
-def arm_old(suite: Path, out: Path, ids: list[str], g: int, workers: int, max_tokens: int) -> dict:
+def arm_old(
+    suite: Path, out: Path, ids: list[str], g: int, workers: int, max_tokens: int, steps: int
+) -> list:
     sys.path.insert(0, str(ROOT / "bench"))
     import rlvr_baseline as old
 
     counted = {"tokens": 0}
+    per_step: list[dict] = []
+
+    def record(path, metrics):  # the old loop's metrics line, with the step's generated tokens
+        per_step.append(
+            {
+                "episodes": metrics["episodes"],
+                "step_s": metrics["step_time"],
+                "generated_tokens": counted["tokens"],
+            }
+        )
+        counted["tokens"] = 0
+
+    old.append_jsonl = record
 
     class CountingPolicy(old.PolicyModel):
         def generate(self, messages, n=1, **sampling):
@@ -61,7 +80,7 @@ def arm_old(suite: Path, out: Path, ids: list[str], g: int, workers: int, max_to
                 "num_generations": g,
                 "micro_batch_size": 4,
                 "learning_rate": 1e-4,
-                "max_steps": 1,
+                "max_steps": steps,
                 "temperature": 1.0,
                 "max_new_tokens": max_tokens,
                 "max_rounds": 1,
@@ -70,12 +89,13 @@ def arm_old(suite: Path, out: Path, ids: list[str], g: int, workers: int, max_to
             "output": {"dir": str(out), "save_steps": 1, "plots": False},
         }
     )
-    summary = old.train_rlvr(cfg)
-    m = summary["metrics"]
-    return {"episodes": m["episodes"], "step_s": m["step_time"], "generated_tokens": counted["tokens"]}
+    old.train_rlvr(cfg)
+    return per_step
 
 
-def arm_new(suite: Path, out: Path, ids: list[str], g: int, workers: int, max_tokens: int) -> dict:
+def arm_new(
+    suite: Path, out: Path, ids: list[str], g: int, workers: int, max_tokens: int, steps: int
+) -> list:
     from swesrl.training.rlvr import load_rlvr_config, train_rlvr
 
     cfg = load_rlvr_config(
@@ -90,7 +110,7 @@ def arm_new(suite: Path, out: Path, ids: list[str], g: int, workers: int, max_to
             "agent=[agent.yaml, agent_tiny.yaml, step_limit=6]",
             f"train.prompts_per_step={len(ids)}",
             f"train.num_generations={g}",
-            "train.max_steps=1",
+            f"train.max_steps={steps}",
             f"train.max_completion_length={max_tokens}",
             f"rollout.max_concurrent_episodes={workers}",
             "dynamic_sampling.max_rounds=1",
@@ -101,18 +121,23 @@ def arm_new(suite: Path, out: Path, ids: list[str], g: int, workers: int, max_to
         ],
     )
     train_rlvr(cfg)
-    m = next(json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if "step_time" in x)
-    return {
-        "episodes": m["rollout/episodes"],
-        "step_s": m["step_time"],
-        "rollout_s": m["rollout/seconds"],  # episodes + grading; the rest of the step is the update
-        "generated_tokens": m["rollout/generated_tokens"],
-    }
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    return [
+        {
+            "episodes": m["rollout/episodes"],
+            "step_s": m["step_time"],
+            "rollout_s": m["rollout/seconds"],  # episodes + grading; the rest of the step is the update
+            "generated_tokens": m["rollout/generated_tokens"],
+        }
+        for m in rows
+        if "step_time" in m
+    ]
 
 
 def child(args) -> None:
     fn = arm_old if args.child == "old" else arm_new
-    r = fn(Path(args.suite), Path(args.out), args.ids, args.generations, args.workers, args.max_tokens)
+    steps = args.warmup + args.steps
+    r = fn(Path(args.suite), Path(args.out), args.ids, args.generations, args.workers, args.max_tokens, steps)
     Path(args.out, "result.json").write_text(json.dumps(r))
 
 
@@ -120,7 +145,9 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--instances", type=int, default=2)
     p.add_argument("--generations", type=int, default=4)
-    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=1, help="steps run first and not measured (imports, caches)")
+    p.add_argument("--steps", type=int, default=1, help="measured steps per run")
     p.add_argument("--max-tokens", type=int, default=224)
     p.add_argument("--child", choices=["old", "new"])
     p.add_argument("--suite")
@@ -147,24 +174,38 @@ def main() -> None:
             out = work / f"{arm}{rep}"
             cmd = [sys.executable, __file__, "--child", arm, "--suite", str(suite), "--out", str(out)]
             cmd += ["--ids", *ids, "--workers", str(episodes), "--generations", str(args.generations)]
-            cmd += ["--max-tokens", str(args.max_tokens)]
+            cmd += [
+                "--max-tokens",
+                str(args.max_tokens),
+                "--warmup",
+                str(args.warmup),
+                "--steps",
+                str(args.steps),
+            ]
             r = subprocess.run(cmd, env=env, capture_output=True, text=True)
             if r.returncode:
                 raise SystemExit(f"{arm} arm failed:\n{r.stderr[-3000:]}")
-            runs[arm].append(json.loads((out / "result.json").read_text()))
+            measured = json.loads((out / "result.json").read_text())[args.warmup :]
+            runs[arm].append({k: sum(m[k] for m in measured) for k in measured[0]})  # this run's steps
 
     def summary(rs: list[dict]) -> dict:
-        epm = [60 * r["episodes"] / r["step_s"] for r in rs]
-        tps = [r["generated_tokens"] / r["step_s"] for r in rs]
+        # totals over every measured step of every run: episodes / time, tokens / time
+        tot = {k: sum(r[k] for r in rs) for k in ("episodes", "step_s", "generated_tokens")}
         return {
-            "episodes_per_min": statistics.mean(epm),
-            "generated_tokens_per_s": statistics.mean(tps),
-            "step_s": statistics.mean(r["step_s"] for r in rs),
+            "episodes_per_min": 60 * tot["episodes"] / tot["step_s"],
+            "generated_tokens_per_s": tot["generated_tokens"] / tot["step_s"],
+            "step_s": tot["step_s"] / (len(rs) * args.steps),
+            "generated_tokens_per_episode": tot["generated_tokens"] / tot["episodes"],
             "runs": rs,
         }
 
     res = {k: summary(v) for k, v in runs.items()}
     ratio = res["new"]["episodes_per_min"] / res["old"]["episodes_per_min"]
+    # each repeat's old and new runs ran back to back: their ratio, and its spread over repeats
+    paired = [
+        (60 * n["episodes"] / n["step_s"]) / (60 * o["episodes"] / o["step_s"])
+        for o, n in zip(runs["old"], runs["new"], strict=True)
+    ]
     result = {
         "setup": {
             "model": "swesrl/checkpoints/tiny-demo",
@@ -173,6 +214,8 @@ def main() -> None:
             "concurrent_episodes": episodes,
             "max_tokens_per_turn": args.max_tokens,
             "repeats": args.repeats,
+            "warmup_steps": args.warmup,
+            "measured_steps_per_run": args.steps,
             "cpus": os.cpu_count(),
             "loadavg_1_5_15_start": [round(x, 2) for x in load_start],
             "loadavg_1_5_15_end": [round(x, 2) for x in os.getloadavg()],
@@ -181,6 +224,12 @@ def main() -> None:
         "old_loop": res["old"],
         "new_rlvr": res["new"],
         "speedup_episodes_per_min": ratio,
+        "speedup_paired": {
+            "median": statistics.median(paired),
+            "min": min(paired),
+            "max": max(paired),
+            "all": paired,
+        },
         "speedup_tokens_per_s": res["new"]["generated_tokens_per_s"] / res["old"]["generated_tokens_per_s"],
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -188,7 +237,7 @@ def main() -> None:
     table = Table(
         title=f"RLVR, one step of {len(ids)} instances x {args.generations} episodes (tiny model, CPU)"
     )
-    for col in ("loop", "step s", "episodes/min", "generated tokens/s"):
+    for col in ("loop", "step s", "episodes/min", "generated tokens/s", "tokens/episode"):
         table.add_column(col)
     for name, key in (
         ("old loop (lock, one sequence at a time)", "old"),
@@ -196,11 +245,16 @@ def main() -> None:
     ):
         r = res[key]
         table.add_row(
-            name, f"{r['step_s']:.1f}", f"{r['episodes_per_min']:.2f}", f"{r['generated_tokens_per_s']:.1f}"
+            name,
+            f"{r['step_s']:.1f}",
+            f"{r['episodes_per_min']:.2f}",
+            f"{r['generated_tokens_per_s']:.1f}",
+            f"{r['generated_tokens_per_episode']:.0f}",
         )
     Console().print(table)
     Console().print(
-        f"speedup: {ratio:.2f}x episodes/min, {result['speedup_tokens_per_s']:.2f}x tokens/s -> {RESULTS}"
+        f"speedup: {ratio:.2f}x episodes/min (paired repeats: median {statistics.median(paired):.2f}x, "
+        f"{min(paired):.2f}-{max(paired):.2f}x), {result['speedup_tokens_per_s']:.2f}x tokens/s -> {RESULTS}"
     )
 
 
