@@ -22,7 +22,8 @@ tokenised again for training:
 
 Failures: a sandbox that cannot start, an agent crash, a grading error or timeout, or an episode
 past its wall-clock limit gives reward 0 and a reason (`Episode.status`, `Episode.error`); the other
-episodes go on. Sandbox starts and gradings are each limited to `max_concurrent_sandboxes` at once.
+episodes go on. Sandbox starts and gradings are each limited to `max_concurrent_sandboxes` at once;
+an episode's first turn (its prompt needs only the task) is generated while its sandbox starts.
 """
 
 from __future__ import annotations
@@ -262,6 +263,38 @@ class EpisodePolicy:
 # ---- episodes -----------------------------------------------------------------------------------
 
 
+class StartingEnv:
+    """An episode's sandbox while it starts (at most `max_concurrent_sandboxes` start at once): the
+    agent's first turn, whose prompt needs only the task, is generated meanwhile, and the agent's
+    first command waits for the start. A start that fails raises there (the agent ends with an
+    error) and is kept in `error`. Leaving the `with` block waits for the start and closes the
+    sandbox, whether or not the agent used it."""
+
+    def __init__(self, future):
+        self._future = future
+        self.error: str | None = None
+
+    def _env(self):
+        try:
+            return self._future.result()
+        except Exception as e:
+            self.error = f"{type(e).__name__}: {e}"
+            raise
+
+    def __getattr__(self, name: str):
+        return getattr(self._env(), name)
+
+    def __enter__(self) -> StartingEnv:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            env = self._env()
+        except Exception:
+            return  # it never started: nothing to close
+        env.close()
+
+
 def grade_reward(report: dict, kind: str) -> float:
     """The reward of one graded submission (see `RewardConfig.kind`).
 
@@ -306,7 +339,7 @@ def run_episodes(
     if not agent.time_limit or agent.time_limit > r.episode_timeout:
         agent = agent.model_copy(update={"time_limit": r.episode_timeout})
     engine = TurnEngine(backend, r.max_batch, r.batch_wait)
-    starts = threading.Semaphore(r.max_concurrent_sandboxes)
+    starts = ThreadPoolExecutor(max_workers=r.max_concurrent_sandboxes, thread_name_prefix="sandbox-start")
     grades = threading.Semaphore(r.max_concurrent_sandboxes)
     episodes = [Episode(i["instance_id"]) for i in instances]
     t0 = time.perf_counter()
@@ -316,32 +349,29 @@ def run_episodes(
         start = time.monotonic()
         policy = EpisodePolicy(engine, tokenizer, agent.context.kind, start + r.episode_timeout)
         in_engine = True
+        env = StartingEnv(starts.submit(env_for_instance, inst, setup.sandbox, setup.mirror))
         try:
-            with starts:
-                env = env_for_instance(inst, setup.sandbox, setup.mirror)
-        except Exception as e:
-            ep.status, ep.error = "sandbox_error", f"{type(e).__name__}: {e}"
-            env = None
-        try:
-            if env is not None:
-                with env:
-                    traj = run_agent(inst, policy, env, agent)
-                info = traj["info"]
-                ep.status, ep.messages = info["exit_status"], traj["messages"]
-                if ep.status in ("error", "time_limit"):
-                    ep.error = info.get("exception") or "episode wall-clock limit"
-                else:
-                    engine.leave()  # grading needs no model: the engine must not wait for it
-                    in_engine = False
-                    with grades:
-                        report = grade_patch(
-                            inst,
-                            info.get("submission") or "",
-                            setup.sandbox,
-                            setup.mirror,
-                            timeout=setup.reward.grade_timeout,
-                        )
-                    ep.reward = grade_reward(report, setup.reward.kind)
+            with env:
+                traj = run_agent(inst, policy, env, agent)
+            info = traj["info"]
+            ep.status, ep.messages = info["exit_status"], traj["messages"]
+            if env.error is not None:  # nothing of this episode is trained on: it never had a sandbox
+                ep.status, ep.error = "sandbox_error", env.error
+                policy.turns = []
+            elif ep.status in ("error", "time_limit"):
+                ep.error = info.get("exception") or "episode wall-clock limit"
+            else:
+                engine.leave()  # grading needs no model: the engine must not wait for it
+                in_engine = False
+                with grades:
+                    report = grade_patch(
+                        inst,
+                        info.get("submission") or "",
+                        setup.sandbox,
+                        setup.mirror,
+                        timeout=setup.reward.grade_timeout,
+                    )
+                ep.reward = grade_reward(report, setup.reward.kind)
         except Exception as e:  # grading or sandbox teardown failed: reward 0, the step goes on
             ep.status, ep.error, ep.reward = "error", f"{type(e).__name__}: {e}", 0.0
         finally:
@@ -366,7 +396,10 @@ def run_episodes(
 
     for _ in instances:
         engine.join()
-    with ThreadPoolExecutor(max_workers=min(r.max_concurrent_episodes, max(len(instances), 1))) as pool:
+    with (
+        starts,
+        ThreadPoolExecutor(max_workers=min(r.max_concurrent_episodes, max(len(instances), 1))) as pool,
+    ):
         futures = [pool.submit(wrapped, k) for k in range(len(instances))]
         engine.serve(lambda: running[0] > 0)
         for f in futures:

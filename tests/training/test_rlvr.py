@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -109,6 +110,32 @@ def test_a_sandbox_that_cannot_start_scores_zero_and_the_others_go_on(suite, pol
     assert eps[0].status == "sandbox_error" and eps[0].reward == 0.0 and eps[0].error and not eps[0].turns
     assert eps[1].status == "submitted" and eps[1].reward == 1.0
     assert stats["failed_episodes"] == 1
+
+
+def test_the_first_turn_is_generated_while_the_sandbox_starts(suite, policy, monkeypatch):
+    """The first prompt needs only the task: its turn does not wait for the sandbox (slowed to 1 s
+    here); the agent's first command does, and the episode ends as it would have."""
+    import swesrl.training.rollout as rollout
+
+    events = []
+    real_start, real_generate = rollout.env_for_instance, rollout.TurnEngine.generate
+
+    def slow_start(*a, **k):
+        time.sleep(1.0)
+        env = real_start(*a, **k)
+        events.append(("sandbox ready", time.monotonic()))
+        return env
+
+    def generate(self, prompt_ids):
+        out = real_generate(self, prompt_ids)
+        events.append(("turn", time.monotonic()))
+        return out
+
+    monkeypatch.setattr(rollout, "env_for_instance", slow_start)
+    monkeypatch.setattr(rollout.TurnEngine, "generate", generate)
+    (eps, _), _ = episodes(suite, policy, "srl", [SOLVED[1]])
+    assert [e for e, _ in events[:2]] == ["turn", "sandbox ready"]
+    assert eps[0].status == "submitted" and eps[0].reward == 1.0 and len(eps[0].turns) >= 2
 
 
 def test_f2p_fraction_reward_is_gated_on_pass_to_pass():
