@@ -12,7 +12,10 @@ Each arm runs in its own process, arms alternate, repeated. Each run does `--war
 wall time (rollouts + grading + update); "generated tokens/s" is the steps' generated tokens over
 that same time, so it follows episodes/min, it is not the decoder's own rate. Episode lengths are
 sampled (temperature 1), so one run's episodes/min varies with them: the speedup is the ratio of the
-totals over all repeats, with the spread of the back-to-back pairs' ratios. The machine's load average
+totals over all repeats, with the spread of the back-to-back pairs' ratios. The learning rate is 0 in
+both arms (the update's work is all done, the weights stay): every step samples from the same shipped
+policy, where a warm-up step's update would leave the arms with different policies (different update
+code) and so with different episode lengths. The machine's load average
 at the start and end is recorded: other work slows both arms.
 
     python bench/rlvr.py [--instances 2] [--generations 4] [--repeats 5] [--warmup 1] [--steps 1]
@@ -79,7 +82,7 @@ def arm_old(
                 "prompts_per_step": len(ids),
                 "num_generations": g,
                 "micro_batch_size": 4,
-                "learning_rate": 1e-4,
+                "learning_rate": 0.0,  # the same policy at every step in both arms (see the docstring)
                 "max_steps": steps,
                 "temperature": 1.0,
                 "max_new_tokens": max_tokens,
@@ -111,6 +114,7 @@ def arm_new(
             f"train.prompts_per_step={len(ids)}",
             f"train.num_generations={g}",
             f"train.max_steps={steps}",
+            "train.learning_rate=0.0",
             f"train.max_completion_length={max_tokens}",
             f"rollout.max_concurrent_episodes={workers}",
             "dynamic_sampling.max_rounds=1",
