@@ -153,6 +153,7 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=1, help="steps run first and not measured (imports, caches)")
     p.add_argument("--steps", type=int, default=1, help="measured steps per run")
     p.add_argument("--max-tokens", type=int, default=224)
+    p.add_argument("--results", default=str(RESULTS), help="where the JSON goes")
     p.add_argument("--child", choices=["old", "new"])
     p.add_argument("--suite")
     p.add_argument("--out")
@@ -236,11 +237,10 @@ def main() -> None:
         },
         "speedup_tokens_per_s": res["new"]["generated_tokens_per_s"] / res["old"]["generated_tokens_per_s"],
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    table = Table(
-        title=f"RLVR, one step of {len(ids)} instances x {args.generations} episodes (tiny model, CPU)"
-    )
+    results = Path(args.results)
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps(result, indent=2) + "\n")
+    table = Table(title=f"RLVR steps of {len(ids)} instances x {args.generations} episodes (tiny model, CPU)")
     for col in ("loop", "step s", "episodes/min", "generated tokens/s", "tokens/episode"):
         table.add_column(col)
     for name, key in (
@@ -258,7 +258,7 @@ def main() -> None:
     Console().print(table)
     Console().print(
         f"speedup: {ratio:.2f}x episodes/min (paired repeats: median {statistics.median(paired):.2f}x, "
-        f"{min(paired):.2f}-{max(paired):.2f}x), {result['speedup_tokens_per_s']:.2f}x tokens/s -> {RESULTS}"
+        f"{min(paired):.2f}-{max(paired):.2f}x), {result['speedup_tokens_per_s']:.2f}x tokens/s -> {results}"
     )
 
 
