@@ -267,11 +267,12 @@ class StartingEnv:
     """An episode's sandbox while it starts (at most `max_concurrent_sandboxes` start at once): the
     agent's first turn, whose prompt needs only the task, is generated meanwhile, and the agent's
     first command waits for the start. A start that fails raises there (the agent ends with an
-    error) and is kept in `error`. Leaving the `with` block waits for the start and closes the
-    sandbox, whether or not the agent used it."""
+    error) and is kept in `error`. Leaving the `with` block closes the sandbox (once started), whether
+    or not the agent used it: through `close_in` (an executor the rollout drains before it returns)
+    when given, so grading need not wait for the teardown."""
 
-    def __init__(self, future):
-        self._future = future
+    def __init__(self, future, close_in=None):
+        self._future, self._close_in = future, close_in
         self.error: str | None = None
 
     def _env(self):
@@ -292,7 +293,17 @@ class StartingEnv:
             env = self._env()
         except Exception:
             return  # it never started: nothing to close
+        if self._close_in is None:
+            env.close()
+        else:
+            self._close_in.submit(close_logged, env)
+
+
+def close_logged(env) -> None:
+    try:
         env.close()
+    except Exception as e:  # the episode's result stands; the sandbox backends' own cleanup remains
+        log.warning("closing a sandbox failed: %s: %s", type(e).__name__, e)
 
 
 def grade_reward(report: dict, kind: str) -> float:
@@ -349,7 +360,7 @@ def run_episodes(
         start = time.monotonic()
         policy = EpisodePolicy(engine, tokenizer, agent.context.kind, start + r.episode_timeout)
         in_engine = True
-        env = StartingEnv(starts.submit(env_for_instance, inst, setup.sandbox, setup.mirror))
+        env = StartingEnv(starts.submit(env_for_instance, inst, setup.sandbox, setup.mirror), starts)
         try:
             with env:
                 traj = run_agent(inst, policy, env, agent)

@@ -115,6 +115,7 @@ def test_a_sandbox_that_cannot_start_scores_zero_and_the_others_go_on(suite, pol
 def test_the_first_turn_is_generated_while_the_sandbox_starts(suite, policy, monkeypatch):
     """The first prompt needs only the task: its turn does not wait for the sandbox (slowed to 1 s
     here); the agent's first command does, and the episode ends as it would have."""
+    import swesrl.envs.local as local_env
     import swesrl.training.rollout as rollout
 
     events = []
@@ -136,6 +137,7 @@ def test_the_first_turn_is_generated_while_the_sandbox_starts(suite, policy, mon
     (eps, _), _ = episodes(suite, policy, "srl", [SOLVED[1]])
     assert [e for e, _ in events[:2]] == ["turn", "sandbox ready"]
     assert eps[0].status == "submitted" and eps[0].reward == 1.0 and len(eps[0].turns) >= 2
+    assert not local_env._live  # the episode's and the grader's sandboxes were closed before it returned
 
 
 def test_f2p_fraction_reward_is_gated_on_pass_to_pass():
