@@ -359,6 +359,8 @@ class LocalEnv:
             steps.append(f"ulimit -v {self.memory // 1024}")
         if (self.cgroup is None or not self.cgroup.has_pids) and os.geteuid() != 0:
             steps.append(f"ulimit -u {self.config.pids}")
+        if self.config.nice:  # RLIMIT_NICE 0: not even a host limit lets a command renice itself back
+            steps.append("ulimit -e 0")
         run = f'exec nice -n {self.config.nice} "$@"' if self.config.nice else 'exec "$@"'
         return ["bash", "-c", " && ".join([*steps, run]), "bash", *argv]
 

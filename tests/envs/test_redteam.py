@@ -137,3 +137,19 @@ def test_only_the_sandbox_processes_are_visible_in_local(lenv):
     n, init = out.split("\n", 1)
     assert int(n) <= 6, out
     assert os.getcwd() not in init
+
+
+def test_local_commands_cannot_raise_their_cpu_priority_back(lenv):
+    """Sandboxes run niced (sandbox.nice) so the trainer goes first; a command that lowers its own
+    niceness (renice, setpriority) could take the cores back from the generation every episode
+    waits on. Unprivileged and without CAP_SYS_NICE, it cannot."""
+    base = os.nice(0)
+    obs = lenv.execute(
+        "nice; renice -n 0 -p $$ >/dev/null 2>&1 && echo RENICED; "
+        "python3 -c 'import os; os.setpriority(os.PRIO_PROCESS, 0, 0); print(\"SETPRIORITY\")' 2>/dev/null; "
+        "nice -n -5 true 2>/dev/null; ulimit -e; nice"
+    )
+    assert "RENICED" not in obs.output and "SETPRIORITY" not in obs.output, obs.output
+    lines = obs.output.split()
+    assert lines[0] == lines[-1] == str(min(base + 10, 19)), obs.output
+    assert lines[-2] == "0", obs.output  # RLIMIT_NICE: no ceiling to renice up to
