@@ -53,12 +53,22 @@ def serve(cmd: list[str], port: int, log_path: Path, startup_s: float):
             time.sleep(0.3)
         yield f"openai:http://127.0.0.1:{port}/v1#{CHECKPOINT}"
     finally:
-        os.killpg(proc.pid, 15)
+        stop_group(proc)
+
+
+def stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM the server's process group, SIGKILL after 30 s; a server that already died is fine."""
+    for sig, wait in ((15, 30), (9, None)):
         try:
-            proc.wait(30)
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(wait)
+            break
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait()
+            continue
+    proc.wait()
 
 
 def vllm_server(tmp_path_factory):
