@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 
 import pytest
 
@@ -150,9 +151,11 @@ def test_without_bubblewrap_refuses_unless_unsafe_and_then_warns(repo, monkeypat
     unsafe = SandboxConfig(unsafe_no_sandbox=True)
     with make_env(repo[0], repo[1], unsafe) as e:
         assert e.execute("pwd; cat /testbed/pkg/__init__.py && echo ok").output == "/testbed\nok\n"
-        # without a pid namespace only the command's own processes are cleaned up
-        e.execute("sleep 300 &")
-        assert "sleep 300" not in e.execute("ps -eo args").output
+        # without a pid namespace only the command's own processes are cleaned up (and `ps` sees the
+        # whole host: a duration no other process on it has)
+        marker = f"sleep {os.getpid()}.{uuid.uuid4().int % 10**6}"
+        e.execute(f"{marker} &")
+        assert marker not in e.execute("ps -eo args").output
     with make_env(repo[0], repo[1], unsafe) as e:
         assert e.execute("echo again").output == "again\n"
     # loud, but once per process: a run opens a sandbox per task and must not flood the screen
