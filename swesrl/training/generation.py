@@ -43,9 +43,8 @@ class HFBackend:
         # the stop string spans at most this many tokens (each decodes to at least one character)
         self._tail = len(STOP) + 2
         self.prefixes = PrefixCache(prefix_cache_tokens)
-        self.prefill_tokens = self.reused_tokens = (
-            0  # prompt tokens run through the model / taken from the cache
-        )
+        # prompt tokens run through the model / taken from the prefix cache
+        self.prefill_tokens = self.reused_tokens = 0
 
     def _stopped(self, row: list[int]) -> bool:
         return (
@@ -63,7 +62,6 @@ class HFBackend:
         padding, cached prefix, padding, new tokens (positions count real tokens only, the mask hides
         the padding)."""
         import torch
-        import torch.nn.functional as F
         from transformers import DynamicCache
         from transformers.cache_utils import DynamicLayer
 
@@ -86,20 +84,11 @@ class HFBackend:
             device=device,
         )
         pos = (attn.cumsum(-1) - 1).clamp(min=0)[:, wp:]  # (b, ws) each row counts its real tokens from 0
-        if wp:
+        if wp:  # the cached prefixes, left-padded to one width (rows without a hit: all padding)
+            empty = next(kvs for _, kvs in hits if kvs)[0][0][..., :0, :]
             for j, layer in enumerate(cache.layers):
-                kv = [(kvs[j] if kvs else None, n) for n, kvs in hits]
-                ref = next(x for x, _ in kv if x is not None)[0]
                 keys, values = (
-                    torch.cat(
-                        [
-                            F.pad(x[i], (0, 0, wp - n, 0))
-                            if x is not None
-                            else ref.new_zeros(*ref.shape[:2], wp, ref.shape[3])
-                            for x, n in kv
-                        ]
-                    )
-                    for i in (0, 1)
+                    torch.cat([left_pad(kvs[j][i] if kvs else empty, wp) for _, kvs in hits]) for i in (0, 1)
                 )
                 layer.lazy_initialization(keys, values)
                 layer.keys, layer.values = keys, values
@@ -296,14 +285,18 @@ def merge_left(cache, attn, cache2, attn2):
     import torch.nn.functional as F
 
     n, n2 = attn.size(1), attn2.size(1)
+    width = max(n, n2)
     for a, b in zip(cache.layers, cache2.layers, strict=True):
-        a.keys = torch.cat(
-            [F.pad(a.keys, (0, 0, max(n2 - n, 0), 0)), F.pad(b.keys, (0, 0, max(n - n2, 0), 0))]
-        )
-        a.values = torch.cat(
-            [F.pad(a.values, (0, 0, max(n2 - n, 0), 0)), F.pad(b.values, (0, 0, max(n - n2, 0), 0))]
-        )
-    return torch.cat([F.pad(attn, (max(n2 - n, 0), 0)), F.pad(attn2, (max(n - n2, 0), 0))])
+        a.keys = torch.cat([left_pad(a.keys, width), left_pad(b.keys, width)])
+        a.values = torch.cat([left_pad(a.values, width), left_pad(b.values, width)])
+    return torch.cat([F.pad(attn, (width - n, 0)), F.pad(attn2, (width - n2, 0))])
+
+
+def left_pad(states, width: int):
+    """KV states (b, heads, positions, dim) with zero positions prepended up to `width`."""
+    import torch.nn.functional as F
+
+    return F.pad(states, (0, 0, width - states.shape[-2], 0))
 
 
 def top_p_probs(probs, top_p: float):
