@@ -43,6 +43,7 @@ from swesrl.agent.models import load_pretrained
 from swesrl.config import StrictModel, load_config
 from swesrl.training.context import chat_tokens, context_length, fit_context
 from swesrl.training.exec_reward import ExecutionConfig, ExecutionScorer, execution_reward
+from swesrl.training.logps import left_align, to_completion_columns
 from swesrl.training.progress import OnStep, train_and_save
 from swesrl.training.rewards import FORMAT_FAILURE, srl_reward
 from swesrl.utils import UserError, iter_jsonl
@@ -396,6 +397,48 @@ def make_trainer_class():
                     f"process is not a multiple of num_generations ({self.num_generations}); make "
                     "prompts_per_step a multiple of the number of processes"
                 )
+
+        def _get_per_token_logps_and_entropies(
+            self,
+            model,
+            input_ids,
+            attention_mask,
+            logits_to_keep,
+            batch_size=None,
+            compute_entropy=False,
+            compute_aux_loss=False,
+            **multimodal,
+        ):
+            """TRL's log-probs (and entropies) of the completion tokens, computed without a padding mask
+            (`training/logps.py`): each row's tokens moved to its start, the model on its causal kernel.
+            Multimodal inputs, MoE aux losses and rows with gaps in their mask go TRL's way."""
+            aligned = None
+            if not compute_aux_loss and all(v is None for v in multimodal.values()):
+                aligned = left_align(input_ids, attention_mask, input_ids.size(1) - logits_to_keep)
+            if aligned is None:
+                return super()._get_per_token_logps_and_entropies(
+                    model,
+                    input_ids,
+                    attention_mask,
+                    logits_to_keep,
+                    batch_size,
+                    compute_entropy,
+                    compute_aux_loss,
+                    **multimodal,
+                )
+            ids, labels, shift = aligned
+            width, rows = input_ids.size(1), input_ids.size(0)
+            completion_mask = attention_mask[:, -logits_to_keep:]
+            logps, entropies = [], []
+            for start in range(0, rows, batch_size or rows):
+                part = slice(start, start + (batch_size or rows))
+                with self.accelerator.autocast():
+                    out = model(input_ids=ids[part], labels=labels[part], fused_lm_head=True)
+                keep = (out.log_probs, shift[part], width, logits_to_keep, completion_mask[part])
+                logps.append(to_completion_columns(*keep))
+                if compute_entropy:
+                    entropies.append(to_completion_columns(out.entropy, *keep[1:]))
+            return torch.cat(logps), torch.cat(entropies) if compute_entropy else None, None
 
         def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
             rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
