@@ -62,7 +62,8 @@ class RolloutConfig(StrictModel):
     max_batch: int = Field(64, ge=1)
     """Most turns in one generate call (transformers / vLLM colocate)."""
     batch_wait: float = Field(0.05, ge=0)
-    """Seconds the engine waits for more episodes to ask before generating a partial batch."""
+    """Seconds the engine waits for more episodes to ask before generating a partial batch (vLLM
+    colocate; the transformers backend starts at once, as later turns join its running batch)."""
 
 
 class RewardConfig(StrictModel):
@@ -139,9 +140,14 @@ class TurnEngine:
     def serve(self, running: Callable[[], bool]) -> None:
         """Generate for waiting episodes while `running()`; returns when it is false and nobody waits."""
         pending: list[dict] = []
+        # a backend that admits newcomers into its running batch needs no wait for them
+        wait = 0.0 if getattr(self.backend, "early", False) else self.batch_wait
         while running() or pending or not self.requests.empty():
             try:
-                item = self.requests.get(timeout=0.1 if not pending else self.batch_wait)
+                if not pending:
+                    item = self.requests.get(timeout=0.1)
+                else:
+                    item = self.requests.get(timeout=wait) if wait else self.requests.get_nowait()
                 if item is not None:
                     pending.append(item)
                 with self.lock:
