@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 PACKAGES = ("pytest",)
 """Distributions (with their requirements) every task environment holds."""
+LAYOUT = 2
+"""Changes when an environment is built differently (2: byte-compiled), so old ones are not reused."""
 
 
 def _closure(names: tuple[str, ...]) -> list[md.Distribution]:
@@ -56,7 +58,7 @@ def _base_python() -> str:
 def task_env_path() -> Path:
     dists = _closure(PACKAGES)
     tag = ";".join(sorted(f"{d.metadata['Name']}=={d.version}" for d in dists))
-    digest = hashlib.sha256(f"{_base_python()}|{sys.version}|{tag}".encode()).hexdigest()[:12]
+    digest = hashlib.sha256(f"{LAYOUT}|{_base_python()}|{sys.version}|{tag}".encode()).hexdigest()[:12]
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "swesrl" / "taskenv"
     return cache / f"py{sys.version_info[0]}.{sys.version_info[1]}-{digest}"
 
@@ -114,6 +116,23 @@ def _build(path: Path) -> None:
                 dst = site / rel
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src, dst)
+        # byte-compiled once here: the environment is mounted read-only and tests run with -B, so
+        # without this every test run compiled pytest again (its import: 0.32 s -> 0.12 s)
+        subprocess.run(
+            [
+                str(tmp / "bin" / "python3"),
+                "-m",
+                "compileall",
+                "-q",
+                "-s",
+                str(tmp),
+                "-p",
+                str(path),
+                str(site),
+            ],
+            check=True,
+            capture_output=True,
+        )
         for name in ("pytest", "py.test"):
             script = tmp / "bin" / name
             script.write_text(
