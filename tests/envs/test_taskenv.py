@@ -19,7 +19,9 @@ def test_task_python_has_pytest_but_not_the_trainer_packages(repo):
         assert "1 failed" in env.execute("python3 -m pytest -q tests").output  # the repo's test fails at base
         assert env.execute("pytest --version").returncode == 0
         # pytest is byte-compiled in the read-only environment (else every test run compiles it again)
-        obs = env.execute("python3 -B -c 'import os, _pytest.python as m; print(os.path.isfile(m.__cached__))'")
+        obs = env.execute(
+            "python3 -B -c 'import os, _pytest.python as m; print(os.path.isfile(m.__cached__))'"
+        )
         assert obs.output.strip() == "True", obs.output
         obs = env.execute(f"touch {prefix}/x 2>&1; pip --version 2>&1 | head -1")
         assert "Read-only file system" in obs.output, obs.output  # nothing a task does reaches the next
