@@ -33,6 +33,7 @@ def main() -> None:
     ap.add_argument("--generations", type=int, default=8, help="Episodes per instance (G).")
     ap.add_argument("--turn-tokens", type=int, default=256, help="Tokens per agent turn.")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "gpu_rlvr.json"))
+    ap.add_argument("--work", help="Folder for the model, tasks and run (default: a new temporary one).")
     args = ap.parse_args()
 
     import torch
@@ -49,7 +50,8 @@ def main() -> None:
         raise SystemExit("no CUDA GPU: run with --dry-run to check the script on CPU")
     if args.dry_run:
         args.steps, args.instances, args.generations, args.turn_tokens = 1, 2, 2, 16
-    work = Path(tempfile.mkdtemp(prefix="gpu_rlvr_"))
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="gpu_rlvr_"))
+    work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     if args.dry_run:
         model_dir = build_tiny_model(work / "model", seed=0)
@@ -94,7 +96,15 @@ def main() -> None:
         vals = [r[key] for r in steps if key in r]
         return round(statistics.median(vals), 2) if vals else None
 
+    import sys
+
+    import transformers
+    import trl
+
     result = {
+        "date": time.strftime("%Y-%m-%d"),
+        "command": " ".join(["python", *sys.argv]),
+        "versions": f"torch {torch.__version__}, transformers {transformers.__version__}, trl {trl.__version__}",
         "device": torch.cuda.get_device_name(0) if cuda else "cpu (dry run)",
         "params": sum(p.numel() for p in load_pretrained(summary["final_model"])[0].parameters()),
         "steps": summary["global_step"],
@@ -106,6 +116,8 @@ def main() -> None:
         "episodes_per_min_median": med("rollout/episodes_per_min"),
         "generated_tokens_per_s_median": med("rollout/generated_tokens_per_s"),
         "turns_per_episode_median": med("rollout/turns_per_episode"),
+        "decode_rows_per_step_median": med("rollout/decode_rows_per_step"),
+        "decode_ms_per_step_median": med("rollout/decode_ms_per_step"),
         "failed_episodes_total": sum(r.get("rollout/failed_episodes", 0) for r in steps),
         "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
     }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -45,6 +46,9 @@ class HFBackend:
         self.prefixes = PrefixCache(prefix_cache_tokens)
         # prompt tokens run through the model / taken from the prefix cache
         self.prefill_tokens = self.reused_tokens = 0
+        # decode loop: steps, rows summed over steps, wall seconds (prefills included)
+        self.decode_steps = self.decode_rows = 0
+        self.decode_seconds = 0.0
 
     def _stopped(self, row: list[int]) -> bool:
         return (
@@ -114,6 +118,7 @@ class HFBackend:
         """Replies to `prompts`, then to each prompt `admit(rows running)` adds (numbered on)."""
         import torch
 
+        t0 = time.perf_counter()
         prompts = list(prompts)
         sampled: list[list[int]] = [[] for _ in prompts]
         logps: list[list[float]] = [[] for _ in prompts]
@@ -122,6 +127,8 @@ class HFBackend:
             cache, attn, next_pos, logits = self._prefill(prompts)
             rows = list(range(len(prompts)))  # prompt index of each row in the batch
             while rows:
+                self.decode_steps += 1
+                self.decode_rows += len(rows)
                 logp = torch.log_softmax(logits.float() / temperature, dim=-1)  # (b, V)
                 if self.temperature <= 0:
                     token = logp.argmax(-1)
@@ -169,6 +176,7 @@ class HFBackend:
                     else:
                         cache, attn, next_pos, logits = c2, a2, p2, l2
                     rows += list(range(first, len(prompts)))
+        self.decode_seconds += time.perf_counter() - t0
         return list(zip(sampled, logps, strict=True))
 
 

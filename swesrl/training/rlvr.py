@@ -293,6 +293,7 @@ def make_rlvr_trainer_class():
         def _log_rollout(self, stats: dict) -> None:
             keys = ("episodes", "failed_episodes", "generated_tokens", "turns", "rollout_seconds")
             keys += ("prefill_tokens", "reused_prompt_tokens")
+            keys += ("decode_steps", "decode_rows", "decode_seconds")
             local = torch.tensor([float(stats[k]) for k in keys], device=self.accelerator.device)
             tot = dict(
                 zip(keys, self.accelerator.gather(local).view(-1, len(keys)).sum(0).tolist(), strict=True)
@@ -309,6 +310,9 @@ def make_rlvr_trainer_class():
             prompt = tot["prefill_tokens"] + tot["reused_prompt_tokens"]
             if prompt:  # the share of prompt tokens whose KV states came from the prefix cache
                 m["rollout/prefix_reuse"].append(tot["reused_prompt_tokens"] / prompt)
+            if tot["decode_steps"]:  # the transformers decode loop: batch rows and wall ms per step
+                m["rollout/decode_rows_per_step"].append(tot["decode_rows"] / tot["decode_steps"])
+                m["rollout/decode_ms_per_step"].append(1000 * tot["decode_seconds"] / tot["decode_steps"])
 
         # -- after dynamic sampling: per-turn samples for the srl context -------------------------
 

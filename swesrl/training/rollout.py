@@ -434,6 +434,10 @@ def run_episodes(
         # prompt tokens run through the model / taken from the prefix cache (transformers backend)
         "prefill_tokens": getattr(backend, "prefill_tokens", 0),
         "reused_prompt_tokens": getattr(backend, "reused_tokens", 0),
+        # its decode loop: steps, rows summed over the steps, wall seconds (transformers backend)
+        "decode_steps": getattr(backend, "decode_steps", 0),
+        "decode_rows": getattr(backend, "decode_rows", 0),
+        "decode_seconds": getattr(backend, "decode_seconds", 0.0),
     }
     return episodes, stats
 

@@ -187,6 +187,7 @@ def test_rlvr_step_updates_logs_kl_survives_a_broken_sandbox_and_resumes(suite, 
     m = rows(out)[0]
     assert m["rollout/episodes"] == 8 and m["rollout/failed_episodes"] >= 4  # the broken instance's group
     assert 0.5 < m["rollout/prefix_reuse"] < 1  # the 4 episodes of an instance share their first prompt
+    assert 1 <= m["rollout/decode_rows_per_step"] <= 8 and m["rollout/decode_ms_per_step"] > 0
     assert math.isfinite(m["kl"]) and m["kl"] >= 0  # beta > 0: TRL's KL against the reference
     assert math.isfinite(m["loss"])
     if m["dynamic_sampling/kept_prompts"] > 0:  # the solvable instance's episodes differed in reward
