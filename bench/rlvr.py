@@ -138,6 +138,17 @@ def arm_new(
     ]
 
 
+def cpu_model() -> str:
+    """The processor's name (/proc/cpuinfo): the arms' ratio differs between machines of 2 cores."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def child(args) -> None:
     fn = arm_old if args.child == "old" else arm_new
     steps = args.warmup + args.steps
@@ -222,6 +233,7 @@ def main() -> None:
             "warmup_steps": args.warmup,
             "measured_steps_per_run": args.steps,
             "cpus": os.cpu_count(),
+            "cpu_model": cpu_model(),
             "loadavg_1_5_15_start": [round(x, 2) for x in load_start],
             "loadavg_1_5_15_end": [round(x, 2) for x in os.getloadavg()],
             "python": platform.python_version(),

@@ -43,19 +43,24 @@ class HFBackend:
         self.max_new_tokens, self.temperature, self.top_p = max_new_tokens, temperature, top_p
         # the stop string spans at most this many tokens (each decodes to at least one character)
         self._tail = len(STOP) + 2
+        self._ends: dict[int, bool] = {}  # token id -> its text holds the stop string's last character
         self.prefixes = PrefixCache(prefix_cache_tokens)
         # prompt tokens run through the model / taken from the prefix cache
         self.prefill_tokens = self.reused_tokens = 0
         # decode loop: steps, rows summed over steps, wall seconds (prefills included)
         self.decode_steps = self.decode_rows = 0
-        self.decode_seconds = 0.0
+        self.decode_seconds = self.prefill_seconds = 0.0
 
     def _stopped(self, row: list[int]) -> bool:
-        return (
-            len(row) >= self.max_new_tokens
-            or row[-1] == self.tokenizer.eos_token_id
-            or STOP in self.tokenizer.decode(row[-self._tail :])
-        )
+        last = row[-1]
+        if len(row) >= self.max_new_tokens or last == self.tokenizer.eos_token_id:
+            return True
+        # the stop string can only just have ended if the newest token holds its last character: one
+        # decode per distinct token id instead of one of the tail per row per step
+        ends = self._ends.get(last)
+        if ends is None:
+            ends = self._ends[last] = STOP[-1] in self.tokenizer.decode([last])
+        return ends and STOP in self.tokenizer.decode(row[-self._tail :])
 
     def _prefill(self, prompts: list[list[int]]):
         """A new KV cache for the prompts; (cache, attention mask, next positions, last logits).
@@ -69,6 +74,7 @@ class HFBackend:
         from transformers import DynamicCache
         from transformers.cache_utils import DynamicLayer
 
+        t0 = time.perf_counter()
         pad = self.tokenizer.pad_token_id
         device = next(self.model.parameters()).device
         cache = DynamicCache(config=self.model.config)
@@ -107,6 +113,7 @@ class HFBackend:
                     for layer in cache.layers
                 ],
             )
+        self.prefill_seconds += time.perf_counter() - t0
         return cache, attn, pos[:, -1:] + 1, out.logits[:, -1]
 
     def generate(
@@ -158,7 +165,8 @@ class HFBackend:
                     attn = torch.cat([attn, attn.new_ones(len(rows), 1)], dim=1)
                     logits = self.model(
                         input_ids=token[:, None],
-                        attention_mask=attn,
+                        # a lone row without padding needs no mask (transformers then builds none)
+                        attention_mask=None if len(rows) == 1 and bool(attn.all()) else attn,
                         position_ids=next_pos,
                         cache=cache,
                     ).logits[:, -1]

@@ -121,3 +121,19 @@ def test_the_vllm_server_backend_gives_the_ids_and_log_probs_of_the_model(vllm_s
     for (ids, lps), (ids1, lps1) in zip(served, local, strict=True):
         assert ids == ids1 and len(lps) == len(ids)
         assert lps == pytest.approx(lps1, abs=1e-3)
+
+
+def test_a_reply_stops_when_its_newest_tokens_complete_the_stop_string_and_not_before(policy):
+    _, tok = policy
+    backend = HFBackend(None, tok, 1000)
+
+    def enc(*pieces):  # each piece tokenised alone: the stop string split over several tokens
+        return [i for p in pieces for i in tok.encode(p, add_special_tokens=False)]
+
+    split = enc("ls -la\n", "<", "/", "func", "tion", ">")
+    assert tok.decode(split).endswith("</function>") and len(split) > 5
+    assert backend._stopped(split)
+    assert not any(backend._stopped(split[:k]) for k in range(1, len(split)))
+    whole = enc("ls", "</function>")
+    assert backend._stopped(whole) and not backend._stopped(whole[:1])
+    assert not backend._stopped(enc("a > b </function"))
