@@ -113,6 +113,7 @@ def main() -> None:
         "model_build_s": round(build_s, 1),
         "train_wall_s": round(wall, 1),
         "step_time_s_median": med("step_time"),
+        "rollout_s_median": med("rollout/seconds"),
         "episodes_per_min_median": med("rollout/episodes_per_min"),
         "generated_tokens_per_s_median": med("rollout/generated_tokens_per_s"),
         "turns_per_episode_median": med("rollout/turns_per_episode"),
