@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -95,8 +96,6 @@ def main() -> None:
     def med(key):
         vals = [r[key] for r in steps if key in r]
         return round(statistics.median(vals), 2) if vals else None
-
-    import sys
 
     import transformers
     import trl

@@ -49,7 +49,7 @@ class HFBackend:
         self.prefill_tokens = self.reused_tokens = 0
         # decode loop: steps, rows summed over steps, wall seconds (prefills included)
         self.decode_steps = self.decode_rows = 0
-        self.decode_seconds = self.prefill_seconds = 0.0
+        self.decode_seconds = 0.0
 
     def _stopped(self, row: list[int]) -> bool:
         last = row[-1]
@@ -74,7 +74,6 @@ class HFBackend:
         from transformers import DynamicCache
         from transformers.cache_utils import DynamicLayer
 
-        t0 = time.perf_counter()
         pad = self.tokenizer.pad_token_id
         device = next(self.model.parameters()).device
         cache = DynamicCache(config=self.model.config)
@@ -113,7 +112,6 @@ class HFBackend:
                     for layer in cache.layers
                 ],
             )
-        self.prefill_seconds += time.perf_counter() - t0
         return cache, attn, pos[:, -1:] + 1, out.logits[:, -1]
 
     def generate(
