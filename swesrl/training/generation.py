@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from swesrl.agent.models import STOP
+from swesrl.training.decode_step import lean_decoder
 
 
 class HFBackend:
@@ -38,9 +39,13 @@ class HFBackend:
         temperature: float = 1.0,
         top_p: float = 1.0,
         prefix_cache_tokens: int = 32768,
+        lean: bool = True,
     ):
         self.model, self.tokenizer = model, tokenizer
         self.max_new_tokens, self.temperature, self.top_p = max_new_tokens, temperature, top_p
+        # Llama-family models decode through a step with a third of the forward's operator calls
+        # (`decode_step.py`); others through the model itself
+        self.lean = lean_decoder(model) if lean else None
         # the stop string spans at most this many tokens (each decodes to at least one character)
         self._tail = len(STOP) + 2
         self._ends: dict[int, bool] = {}  # token id -> its text holds the stop string's last character
@@ -105,13 +110,13 @@ class HFBackend:
         self.prefill_tokens += sum(map(len, rest))
         self.reused_tokens += sum(lens)
         for i, p in enumerate(prompts if reuse else []):
-            self.prefixes.add(
-                p,
-                [
-                    (layer.keys[i : i + 1, :, attn[i].bool()], layer.values[i : i + 1, :, attn[i].bool()])
-                    for layer in cache.layers
-                ],
-            )
+            real = attn[i].nonzero()[:, 0]  # the row's own positions, found once for every layer
+            a, b = int(real[0]), int(real[-1]) + 1
+            run = slice(a, b) if b - a == len(real) else None  # no padding inside the row
+            kvs = [
+                (row_states(x.keys, i, run, real), row_states(x.values, i, run, real)) for x in cache.layers
+            ]
+            self.prefixes.add(p, kvs)
         return cache, attn, pos[:, -1:] + 1, out.logits[:, -1]
 
     def generate(
@@ -161,13 +166,14 @@ class HFBackend:
                         attn = attn[:, int(attn.any(0).int().argmax()) :]
                 if rows:
                     attn = torch.cat([attn, attn.new_ones(len(rows), 1)], dim=1)
-                    logits = self.model(
-                        input_ids=token[:, None],
-                        # a lone row without padding needs no mask (transformers then builds none)
-                        attention_mask=None if len(rows) == 1 and bool(attn.all()) else attn,
-                        position_ids=next_pos,
-                        cache=cache,
-                    ).logits[:, -1]
+                    # a lone row without padding needs no mask
+                    mask = None if len(rows) == 1 and bool(attn.all()) else attn
+                    if self.lean is not None:
+                        logits = self.lean.step(token, mask, next_pos[:, 0], cache)
+                    else:
+                        logits = self.model(
+                            input_ids=token[:, None], attention_mask=mask, position_ids=next_pos, cache=cache
+                        ).logits[:, -1]
                     next_pos = next_pos + 1
                 new = admit(len(rows)) if admit else []
                 if new:  # prefill the newcomers, then one batch: both caches left-padded to one length
@@ -304,6 +310,14 @@ def merge_left(cache, attn, cache2, attn2):
         a.keys = torch.cat([left_pad(a.keys, width), left_pad(b.keys, width)])
         a.values = torch.cat([left_pad(a.values, width), left_pad(b.values, width)])
     return torch.cat([F.pad(attn, (width - n, 0)), F.pad(attn2, (width - n2, 0))])
+
+
+def row_states(states, i: int, run: slice | None, real):
+    """Row i of KV states (b, heads, positions, dim) at its real positions: a copy of the slice `run`
+    where they are one run, else a gather of the positions `real` (a boolean mask costs ~10x a copy)."""
+    if run is not None:
+        return states[i : i + 1, :, run].clone()
+    return states[i : i + 1].index_select(2, real)
 
 
 def left_pad(states, width: int):
