@@ -43,7 +43,7 @@ from swesrl.agent.models import load_pretrained
 from swesrl.config import StrictModel, load_config
 from swesrl.training.context import chat_tokens, context_length, fit_context
 from swesrl.training.exec_reward import ExecutionConfig, ExecutionScorer, execution_reward
-from swesrl.training.logps import left_align, to_completion_columns
+from swesrl.training.logps import left_align, scored_positions_only, to_completion_columns
 from swesrl.training.progress import OnStep, train_and_save
 from swesrl.training.rewards import FORMAT_FAILURE, srl_reward
 from swesrl.utils import UserError, iter_jsonl
@@ -432,7 +432,7 @@ def make_trainer_class():
             logps, entropies = [], []
             for start in range(0, rows, batch_size or rows):
                 part = slice(start, start + (batch_size or rows))
-                with self.accelerator.autocast():
+                with self.accelerator.autocast(), scored_positions_only():
                     out = model(input_ids=ids[part], labels=labels[part], fused_lm_head=True)
                 keep = (out.log_probs, shift[part], width, logits_to_keep, completion_mask[part])
                 logps.append(to_completion_columns(*keep))

@@ -80,3 +80,29 @@ def test_a_mask_with_a_gap_goes_trls_way(trainer):
     assert left_align(ids, mask) is None
     (lp_a, _, _), (lp_b, _, _) = both(trainer, ids, mask, 12)
     assert torch.equal(lp_a, lp_b)
+
+
+def test_the_fused_head_scores_only_the_completion_positions_on_cpu(trainer, monkeypatch):
+    """On CPU TRL's fused LM head would project every position; in our pass it projects only the
+    labelled ones (the completion tokens), which halved a CPU forward + backward."""
+    import trl.trainer.utils as trl_utils
+
+    from swesrl.training.logps import scored_positions_only
+
+    assert hasattr(trl_utils, "_use_triton")  # the name the compact switch relies on (pinned TRL)
+    cpu = torch.device("cpu")
+    with scored_positions_only():
+        assert trl_utils._use_triton(cpu)
+    assert not trl_utils._use_triton(cpu)  # restored
+
+    seen = []
+    apply = trl_utils._ChunkedLogProbFunction.apply
+
+    def spy(hidden, *args):
+        seen.append(hidden.shape[0])
+        return apply(hidden, *args)
+
+    monkeypatch.setattr(trl_utils._ChunkedLogProbFunction, "apply", spy)
+    ids, mask = batch()
+    trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, 12)
+    assert seen == [int(mask[:, -12:].sum())]  # the scored tokens, not rows x positions
