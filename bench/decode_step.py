@@ -40,7 +40,7 @@ def time_path(model, backend, prompts, steps: int, lean: bool) -> float:
     for _ in range(steps):
         attn = torch.cat([attn, attn.new_ones(b, 1)], 1)
         if lean:
-            logits = backend.lean.step(token, attn, pos[:, 0], cache)
+            logits = backend.lean.step(token[:, None], attn, pos, cache)[:, -1]
         else:
             logits = model(
                 input_ids=token[:, None], attention_mask=attn, position_ids=pos, cache=cache

@@ -63,10 +63,12 @@ def lean_decoder(model) -> LeanDecoder | None:
 
 
 class LeanDecoder:
-    """`step(token, attention_mask, position_ids, cache)`: the last logits of one decoded token per row.
+    """`step(tokens, attention_mask, position_ids, cache)`: the logits of a block of q new tokens per
+    row (q = 1 for plain decoding; more when drafted tokens are verified).
 
-    token: (b,) ids; attention_mask: (b, n) with the new position last, or None (no padding);
-    position_ids: (b,) the new token's position; cache: the model's `Cache` (updated in place)."""
+    tokens: (b, q) ids; attention_mask: (b, n), the cache's positions then the q new ones, 0 where a
+    position is padding or a hole, or None (nothing masked); position_ids: (b, q); cache: the
+    model's `Cache` (updated in place). Returns (b, q, vocab)."""
 
     def __init__(self, model):
         cfg, inner = model.config, model.model
@@ -106,37 +108,48 @@ class LeanDecoder:
         h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
         return weight * (h if dt == torch.float32 else h.to(dt))
 
-    def step(self, token, attention_mask, position_ids, cache):
+    def step(self, tokens, attention_mask, position_ids, cache):
         import torch
         import torch.nn.functional as F
 
         H, KV, D = self.heads, self.kv_heads, self.head_dim
-        x = F.embedding(token, self.embed)  # (b, hidden)
-        b, dt = x.shape[0], x.dtype
-        freqs = position_ids[:, None].float() * self.inv_freq.float()  # (b, D/2), as transformers: float32
+        x = F.embedding(tokens, self.embed)  # (b, q, hidden)
+        b, q, dt = x.shape[0], x.shape[1], x.dtype
+        freqs = (
+            position_ids[..., None].float() * self.inv_freq.float()
+        )  # (b, q, D/2), float32 as transformers
         emb = torch.cat((freqs, freqs), -1)
         cos, sin = emb.cos(), emb.sin()
         if self.rope_scale != 1.0:
             cos, sin = cos * self.rope_scale, sin * self.rope_scale
         if dt != torch.float32:
             cos, sin = cos.to(dt), sin.to(dt)
-        cos, sin = cos[:, None, :], sin[:, None, :]  # (b, 1, D): one table for every head of every layer
-        mask = None if attention_mask is None else attention_mask.bool()[:, None, None, :]
+        cos, sin = cos[:, :, None, :], sin[:, :, None, :]  # (b, q, 1, D): every head of every layer
+        mask = None
+        if attention_mask is not None:
+            mask = attention_mask.bool()[:, None, None, :]  # (b, 1, 1, n)
+            if q > 1:  # new token i also sees new tokens 0..i only
+                n = attention_mask.size(1)
+                cols = torch.arange(n, device=mask.device)
+                rows = torch.arange(n - q, n, device=mask.device)
+                mask = mask & (cols[None, :] <= rows[:, None])  # (b, 1, q, n)
+        elif q > 1:
+            raise ValueError("a block of several tokens needs an attention mask")
         half = D // 2
-        for i, (norm1, (q, k, v, o), qk_norms, scale, norm2, (gate, up, down)) in enumerate(self.layers):
+        for i, (norm1, (wq, wk, wv, wo), qk_norms, scale, norm2, (gate, up, down)) in enumerate(self.layers):
             h = self._rms(x, norm1)
-            qs = F.linear(h, *q).view(b, H, D)
-            ks = F.linear(h, *k).view(b, KV, D)
-            vs = F.linear(h, *v).view(b, KV, 1, D)
+            qs = F.linear(h, *wq).view(b, q, H, D)
+            ks = F.linear(h, *wk).view(b, q, KV, D)
+            vs = F.linear(h, *wv).view(b, q, KV, D).transpose(1, 2)
             if qk_norms is not None:  # Qwen3: RMSNorm over each head before the rotation
                 qs, ks = self._rms(qs, qk_norms[0]), self._rms(ks, qk_norms[1])
-            qk = torch.cat((qs, ks), 1)  # (b, H + KV, D): both rotated in one pass
-            qk = qk * cos + torch.cat((-qk[..., half:], qk[..., :half]), -1) * sin
-            keys, values = cache.layers[i].update(qk[:, H:, None], vs)
+            qk = torch.cat((qs, ks), 2)  # (b, q, H + KV, D): both rotated in one pass
+            qk = (qk * cos + torch.cat((-qk[..., half:], qk[..., :half]), -1) * sin).transpose(1, 2)
+            keys, values = cache.layers[i].update(qk[:, H:], vs)
             out = F.scaled_dot_product_attention(
-                qk[:, :H, None], keys, values, attn_mask=mask, scale=scale, enable_gqa=H != KV
-            )  # (b, H, 1, D)
-            x = x + F.linear(out.view(b, H * D), *o)
+                qk[:, :H], keys, values, attn_mask=mask, scale=scale, enable_gqa=H != KV
+            )  # (b, H, q, D)
+            x = x + F.linear(out.transpose(1, 2).reshape(b, q, H * D), *wo)
             h = self._rms(x, norm2)
             x = x + F.linear(F.silu(F.linear(h, *gate)) * F.linear(h, *up), *down)
         return F.linear(self._rms(x, self.norm), *self.lm_head)

@@ -40,12 +40,17 @@ class HFBackend:
         top_p: float = 1.0,
         prefix_cache_tokens: int = 32768,
         lean: bool = True,
+        draft_tokens: int = 0,
     ):
         self.model, self.tokenizer = model, tokenizer
         self.max_new_tokens, self.temperature, self.top_p = max_new_tokens, temperature, top_p
         # Llama-family models decode through a step with a third of the forward's operator calls
         # (`decode_step.py`); others through the model itself
         self.lean = lean_decoder(model) if lean else None
+        # drafted tokens verified per row per forward (`NgramDrafter`); 0: one token per forward. Not
+        # with top-p: the acceptance test would need the nucleus of every drafted position
+        self.draft_tokens = max(int(draft_tokens), 0) if top_p >= 1.0 else 0
+        self.drafted = self.accepted = 0  # drafted tokens fed / accepted
         # the stop string spans at most this many tokens (each decodes to at least one character)
         self._tail = len(STOP) + 2
         self._ends: dict[int, bool] = {}  # token id -> its text holds the stop string's last character
@@ -125,71 +130,199 @@ class HFBackend:
         on_done: Callable[[int, tuple[list[int], list[float]]], None] | None = None,
         admit: Callable[[int], list[list[int]]] | None = None,
     ) -> list[tuple[list[int], list[float]]]:
-        """Replies to `prompts`, then to each prompt `admit(rows running)` adds (numbered on)."""
+        """Replies to `prompts`, then to each prompt `admit(rows running)` adds (numbered on).
+
+        Each forward feeds every row its pending token and, with `draft_tokens`, up to that many
+        drafted ones after it (`NgramDrafter`: what followed the last occurrence of the reply's
+        latest tokens in the prompt or the reply); `_verify` keeps the drafted tokens the sampling
+        accepts (so the replies are distributed exactly as without drafts) and samples the next
+        pending token; the cache positions of rejected drafts become holes (mask 0)."""
         import torch
 
         t0 = time.perf_counter()
         prompts = list(prompts)
         sampled: list[list[int]] = [[] for _ in prompts]
         logps: list[list[float]] = [[] for _ in prompts]
-        temperature = self.temperature if self.temperature > 0 else 1.0
+        drafters = [self._drafter(p) for p in prompts]
         with torch.inference_mode():  # ~10% less per decode step on CPU than no_grad
-            cache, attn, next_pos, logits = self._prefill(prompts)
+            cache, attn, next_pos, last = self._prefill(prompts)
+            logits = last[:, None]  # (b, q, V): the distributions after each fed token of each row
+            drafts: list[list[int]] = [[] for _ in prompts]  # per row: the drafts fed after its pending token
+            fed = [False] * len(prompts)  # per row: in the last forward (its last q columns: that block)
             rows = list(range(len(prompts)))  # prompt index of each row in the batch
             while rows:
                 self.decode_steps += 1
                 self.decode_rows += len(rows)
-                logp = torch.log_softmax(logits.float() / temperature, dim=-1)  # (b, V)
-                if self.temperature <= 0:
-                    token = logp.argmax(-1)
-                elif self.top_p < 1.0:
-                    token = torch.multinomial(top_p_probs(logp.exp(), self.top_p), 1)[:, 0]
-                else:
-                    token = torch.multinomial(logp.exp(), 1)[:, 0]  # (b,)
-                chosen = logp.gather(-1, token[:, None])[:, 0].tolist()
-                keep = []
-                for j, (i, t, lp) in enumerate(zip(rows, token.tolist(), chosen, strict=True)):
-                    sampled[i].append(t)
-                    logps[i].append(lp)
-                    if self._stopped(sampled[i]):
+                taken, accepted = self._verify(logits, drafts)
+                self.accepted += sum(accepted)
+                keep, pending = [], []
+                for j, i in enumerate(rows):
+                    stopped = False
+                    for t, lp in taken[j]:
+                        sampled[i].append(t)
+                        logps[i].append(lp)
+                        if self._stopped(sampled[i]):
+                            stopped = True
+                            break
+                    if stopped:
                         if on_done:
                             on_done(i, (sampled[i], logps[i]))
                     else:
                         keep.append(j)
+                        pending.append(sampled[i][-1])
+                        if drafters[i] is not None:
+                            drafters[i].extend([t for t, _ in taken[j]])
+                q = logits.size(1)
+                if q > 1:  # the block's columns past each row's accepted drafts are holes from now on
+                    cols = torch.arange(q, device=attn.device)
+                    acc = torch.tensor(accepted, device=attn.device)
+                    last = torch.tensor([a if f else q - 1 for a, f in zip(accepted, fed, strict=True)])
+                    attn[:, -q:] *= cols[None, :] <= last[:, None].to(attn.device)  # newcomers: prompts
+                    next_pos = next_pos + acc[:, None]
                 if len(keep) < len(rows):  # drop the finished rows from the batch and its cache
                     idx = torch.tensor(keep, dtype=torch.long, device=attn.device)
                     cache.batch_select_indices(idx)
-                    attn, next_pos, token = attn[idx], next_pos[idx], token[idx]
+                    attn, next_pos = attn[idx], next_pos[idx]
                     rows = [rows[j] for j in keep]
                     if rows:
                         cut_left(cache, attn)
                         attn = attn[:, int(attn.any(0).int().argmax()) :]
                 if rows:
-                    attn = torch.cat([attn, attn.new_ones(len(rows), 1)], dim=1)
-                    # a lone row without padding needs no mask
-                    mask = None if len(rows) == 1 and bool(attn.all()) else attn
+                    room = [self.max_new_tokens - len(sampled[i]) - 1 for i in rows]
+                    drafts = [
+                        drafters[i].draft(min(self.draft_tokens, r))
+                        if drafters[i] is not None and r > 0
+                        else []
+                        for i, r in zip(rows, room, strict=True)
+                    ]
+                    q = 1 + max(map(len, drafts))
+                    block = [[t, *d] + [t] * (q - 1 - len(d)) for t, d in zip(pending, drafts, strict=True)]
+                    tokens = torch.tensor(block, device=attn.device)
+                    new = torch.tensor([[1] * (1 + len(d)) + [0] * (q - 1 - len(d)) for d in drafts])
+                    attn = torch.cat([attn, new.to(attn)], dim=1)
+                    positions = next_pos + torch.arange(q, device=attn.device)[None, :]
+                    # one row without padding or holes needs no mask (for a single new token)
+                    mask = None if q == 1 and len(rows) == 1 and bool(attn.all()) else attn
                     if self.lean is not None:
-                        logits = self.lean.step(token, mask, next_pos[:, 0], cache)
+                        logits = self.lean.step(tokens, mask, positions, cache)
                     else:
                         logits = self.model(
-                            input_ids=token[:, None], attention_mask=mask, position_ids=next_pos, cache=cache
-                        ).logits[:, -1]
+                            input_ids=tokens, attention_mask=mask, position_ids=positions, cache=cache
+                        ).logits
                     next_pos = next_pos + 1
-                new = admit(len(rows)) if admit else []
-                if new:  # prefill the newcomers, then one batch: both caches left-padded to one length
+                    self.drafted += sum(map(len, drafts))
+                    fed = [True] * len(rows)
+                new_prompts = admit(len(rows)) if admit else []
+                if (
+                    new_prompts
+                ):  # prefill the newcomers, then one batch: both caches left-padded to one length
                     first = len(prompts)
-                    prompts += new
-                    sampled += [[] for _ in new]
-                    logps += [[] for _ in new]
-                    c2, a2, p2, l2 = self._prefill(new)
+                    prompts += new_prompts
+                    sampled += [[] for _ in new_prompts]
+                    logps += [[] for _ in new_prompts]
+                    drafters += [self._drafter(p) for p in new_prompts]
+                    c2, a2, p2, l2 = self._prefill(new_prompts)
+                    l2 = l2[:, None].expand(-1, logits.size(1) if rows else 1, -1)  # only column 0 is read
                     if rows:
                         attn = merge_left(cache, attn, c2, a2)
                         next_pos, logits = torch.cat([next_pos, p2]), torch.cat([logits, l2])
                     else:
                         cache, attn, next_pos, logits = c2, a2, p2, l2
+                        drafts, fed = [], []
+                    drafts += [[] for _ in new_prompts]
+                    fed += [False] * len(new_prompts)
                     rows += list(range(first, len(prompts)))
         self.decode_seconds += time.perf_counter() - t0
         return list(zip(sampled, logps, strict=True))
+
+    def _drafter(self, prompt: list[int]) -> NgramDrafter | None:
+        return NgramDrafter(prompt) if self.draft_tokens else None
+
+    def _verify(self, logits, drafts: list[list[int]]) -> tuple[list[list[tuple[int, float]]], list[int]]:
+        """Per row: the tokens this forward settles, with their log-probs, and how many of its drafts
+        were accepted. `logits[j, m]` is row j's distribution after its m-th fed token; its drafts
+        were fed as tokens 1..k. Speculative sampling with a draft that is one token for sure: draft
+        m is accepted with probability p(draft) (greedy: if it is the argmax), the first rejected one
+        is replaced by a sample from p without it, and after k accepted drafts the next token is
+        sampled from the last distribution; the result is distributed as p token by token. Each
+        token's log-prob is under softmax(logits / temperature), the sampling distribution TRL
+        trains against."""
+        import torch
+
+        temperature = self.temperature if self.temperature > 0 else 1.0
+        logp = torch.log_softmax(logits.float() / temperature, dim=-1)  # (b, q, V)
+        b, q, _ = logp.shape
+        rows = torch.arange(b, device=logp.device)
+        if q == 1:
+            accepted = torch.zeros(b, dtype=torch.long, device=logp.device)
+            final, residual = logp[:, 0], None
+        else:
+            k = torch.tensor([len(d) for d in drafts], device=logp.device)
+            drafted = torch.tensor(
+                [d + [0] * (q - 1 - len(d)) for d in drafts], device=logp.device
+            )  # (b, q-1)
+            draft_lp = logp[:, :-1].gather(-1, drafted[..., None])[..., 0]  # (b, q-1)
+            if self.temperature <= 0:
+                ok = logp[:, :-1].argmax(-1) == drafted
+            else:
+                ok = torch.rand(b, q - 1, device=logp.device) < draft_lp.exp()
+            ok &= torch.arange(q - 1, device=logp.device)[None, :] < k[:, None]
+            accepted = ok.long().cumprod(1).sum(1)  # (b,) leading accepted drafts
+            final = logp[rows, accepted]  # (b, V) the distribution of the next token
+            rejected = accepted < k
+            residual = (rejected, drafted[rows, accepted.clamp(max=q - 2)])
+        if self.temperature <= 0:
+            token = final.argmax(-1)  # a rejected greedy draft is not the argmax
+        else:
+            probs = top_p_probs(final.exp(), self.top_p) if self.top_p < 1.0 else final.exp()
+            if residual is not None:  # a rejected draft's own probability goes: p without it
+                rejected, which = residual
+                probs[rows[rejected], which[rejected]] = 0.0
+            token = torch.multinomial(probs, 1)[:, 0]
+        chosen = final.gather(-1, token[:, None])[:, 0]
+        acc = accepted.tolist()
+        out = []
+        for j, (t, lp) in enumerate(zip(token.tolist(), chosen.tolist(), strict=True)):
+            kept = (
+                [
+                    (d, float(x))
+                    for d, x in zip(drafts[j][: acc[j]], draft_lp[j, : acc[j]].tolist(), strict=True)
+                ]
+                if q > 1
+                else []
+            )
+            out.append([*kept, (t, lp)])
+        return out, acc
+
+
+class NgramDrafter:
+    """Prompt-lookup drafts for one reply: the tokens that followed the latest earlier occurrence of
+    the context's last n tokens (the prompt and the reply so far; n = 3, else 2, else 1). Agent
+    replies copy a great deal of their context (paths, code they edit, the call format), and a
+    drafted token costs a fraction of a decode step when it is verified in the same forward."""
+
+    N = 3
+
+    def __init__(self, prompt: list[int]):
+        self.ctx: list[int] = []
+        self.index: list[dict[tuple[int, ...], int]] = [{} for _ in range(self.N + 1)]
+        self.extend(prompt)
+
+    def extend(self, tokens: list[int]) -> None:
+        ctx, index = self.ctx, self.index
+        for t in tokens:
+            ctx.append(t)
+            end = len(ctx) - 1  # the n-grams ending just before `end` now have a follower
+            for n in range(1, min(self.N, end) + 1):
+                index[n][tuple(ctx[end - n : end])] = end - n
+
+    def draft(self, k: int) -> list[int]:
+        ctx = self.ctx
+        for n in range(min(self.N, len(ctx)), 0, -1):
+            start = self.index[n].get(tuple(ctx[len(ctx) - n :]))
+            if start is not None:
+                return ctx[start + n : start + n + k]
+        return []
 
 
 class PrefixCache:

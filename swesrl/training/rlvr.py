@@ -241,7 +241,14 @@ def make_rlvr_trainer_class():
             t = self.args
             max_new = t.max_completion_length
             if not self.use_vllm:
-                return HFBackend(model, self._tokenizer, max_new, t.temperature, t.top_p)
+                return HFBackend(
+                    model,
+                    self._tokenizer,
+                    max_new,
+                    t.temperature,
+                    t.top_p,
+                    draft_tokens=self.setup.rollout.draft_tokens,
+                )
             if t.vllm_mode == "colocate":
                 return VLLMColocateBackend(self.vllm_generation.llm, max_new, t.temperature, t.top_p)
             url = t.vllm_server_base_url or f"http://{t.vllm_server_host}:{t.vllm_server_port}"
@@ -294,6 +301,7 @@ def make_rlvr_trainer_class():
             keys = ("episodes", "failed_episodes", "generated_tokens", "turns", "rollout_seconds")
             keys += ("prefill_tokens", "reused_prompt_tokens")
             keys += ("decode_steps", "decode_rows", "decode_seconds")
+            keys += ("drafted_tokens", "accepted_drafts")
             local = torch.tensor([float(stats[k]) for k in keys], device=self.accelerator.device)
             tot = dict(
                 zip(keys, self.accelerator.gather(local).view(-1, len(keys)).sum(0).tolist(), strict=True)
@@ -313,6 +321,12 @@ def make_rlvr_trainer_class():
             if tot["decode_steps"]:  # the transformers decode loop: batch rows and wall ms per step
                 m["rollout/decode_rows_per_step"].append(tot["decode_rows"] / tot["decode_steps"])
                 m["rollout/decode_ms_per_step"].append(1000 * tot["decode_seconds"] / tot["decode_steps"])
+                # generated tokens per row per step: 1 without drafts, more as drafts are accepted
+                m["rollout/decode_tokens_per_row"].append(
+                    tot["generated_tokens"] / max(tot["decode_rows"], 1)
+                )
+            if tot["drafted_tokens"]:
+                m["rollout/draft_acceptance"].append(tot["accepted_drafts"] / tot["drafted_tokens"])
 
         # -- after dynamic sampling: per-turn samples for the srl context -------------------------
 

@@ -74,7 +74,7 @@ def decode_both(model, steps: int = 30, drop_at: int = 12):
                         input_ids=token[:, None], attention_mask=attn, position_ids=pos[:, None], cache=cache
                     ).logits[:, -1]
                 else:
-                    logits = lean.step(token, attn, pos, cache)
+                    logits = lean.step(token[:, None], attn, pos[:, None], cache)[:, -1]
                 got.append(logits.clone())
                 pos = pos + 1
             out[path] = got

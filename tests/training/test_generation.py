@@ -137,3 +137,106 @@ def test_a_reply_stops_when_its_newest_tokens_complete_the_stop_string_and_not_b
     whole = enc("ls", "</function>")
     assert backend._stopped(whole) and not backend._stopped(whole[:1])
     assert not backend._stopped(enc("a > b </function"))
+
+
+@pytest.mark.parametrize("lean", [True, False])
+def test_drafted_tokens_leave_greedy_replies_as_they_are_in_fewer_forwards(policy, lean):
+    """Prompt-lookup drafts verified in the decode forward (both model paths), with prompts joining
+    the running batch: the same greedy replies and log-probs as one token per forward, and accepted
+    drafts save forwards."""
+    model, tok = policy
+    texts = [
+        "fix the bug in utils utils utils",
+        "x",
+        "the tests fail with a KeyError in parse()",
+        "a",
+        "fix it",
+    ]
+    prompts = [chat_ids(tok, [{"role": "user", "content": t}]) for t in texts]
+    got, steps = {}, {}
+    for k in (0, 4):
+        backend = HFBackend(model, tok, 120, temperature=0.0, lean=lean, draft_tokens=k)
+        later = [[prompts[2]], [], [prompts[3], prompts[4]]]
+        got[k] = backend.generate(prompts[:2], admit=lambda n, later=later: later.pop(0) if later else [])
+        steps[k] = backend.decode_steps
+        assert (backend.drafted > 0) is (k > 0) and backend.accepted <= backend.drafted
+    assert len(got[4]) == 5
+    for (ids, lps), (ids4, lps4) in zip(got[0], got[4], strict=True):
+        assert ids == ids4
+        assert lps == pytest.approx(lps4, abs=1e-4)
+    assert steps[4] < steps[0]
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_verified_drafts_are_sampled_exactly_from_the_model_distribution(policy, temperature):
+    """Speculative sampling with a one-token draft: the first settled token is distributed as p0 (the
+    draft is kept with probability p0(draft), else a token is drawn from p0 without it) and the token
+    after an accepted draft as p1; log-probs are those of softmax(logits / temperature)."""
+    _, tok = policy
+    torch.manual_seed(0)
+    backend = HFBackend(None, tok, 100, temperature=temperature, draft_tokens=1)
+    raw = torch.tensor([[2.0, 1.0, 0.0, -1.0], [0.0, 3.0, 1.0, 0.5]])  # position 0, position after draft
+    rows, draft = 40000, 1
+    logits = raw[None].expand(rows, -1, -1).contiguous()
+    taken, accepted = backend._verify(logits, [[draft]] * rows)
+    p0, p1 = (torch.softmax(raw / temperature, -1)[i] for i in (0, 1))
+    first = torch.tensor([t[0][0] for t in taken])
+    freq0 = torch.bincount(first, minlength=4).float() / rows
+    assert torch.allclose(freq0, p0, atol=0.012), (freq0, p0)
+    kept = [t for t, a in zip(taken, accepted, strict=True) if a == 1]
+    assert all(len(t) == 2 for t in kept) and all(
+        len(t) == 1 for t, a in zip(taken, accepted, strict=True) if a == 0
+    )
+    second = torch.tensor([t[1][0] for t in kept])
+    freq1 = torch.bincount(second, minlength=4).float() / len(kept)
+    assert torch.allclose(freq1, p1, atol=0.012), (freq1, p1)
+    logp0, logp1 = torch.log(p0), torch.log(p1)
+    assert all(abs(t[0][1] - logp0[t[0][0]].item()) < 1e-5 for t in taken[:200])
+    assert all(abs(t[1][1] - logp1[t[1][0]].item()) < 1e-5 for t in kept[:200])
+
+
+def test_ngram_drafts_continue_the_latest_earlier_occurrence():
+    from swesrl.training.generation import NgramDrafter
+
+    d = NgramDrafter([5, 6, 7, 8, 9, 5, 6, 1, 2])
+    assert d.draft(3) == []  # "1 2": 2 never occurred before
+    d.extend([5, 6])
+    assert d.draft(3) == [1, 2, 5]  # "2 5 6" is new, "5 6" last continued with 1 2 (not 7 8)
+    d.extend([7])
+    assert d.draft(2) == [8, 9]  # "5 6 7": the longest match wins
+    assert d.draft(0) == []
+
+
+def test_rejected_drafts_leave_no_trace_in_the_cache():
+    """A model with sharp attention (random Qwen3, large q/k norms), so that a key the mask forgot
+    would change the replies: rejected drafts stay in the cache as holes that nothing attends to."""
+    from transformers import AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
+
+    torch.manual_seed(0)
+    cfg = Qwen3Config(
+        vocab_size=1039,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+    )
+    model = Qwen3ForCausalLM(cfg).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "q_norm" in name or "k_norm" in name:
+                p.fill_(4.0)
+    tok = AutoTokenizer.from_pretrained(TINY)
+    g = torch.Generator().manual_seed(1)
+    prompts = [torch.randint(3, 40, (n,), generator=g).tolist() for n in (30, 45, 12)]  # repeats: drafts
+    got = {}
+    for k in (0, 3):
+        backend = HFBackend(model, tok, 40, temperature=0.0, draft_tokens=k)
+        backend._stopped = lambda row: len(row) >= 40
+        got[k] = backend.generate(prompts)
+        if k:
+            assert backend.drafted - backend.accepted > 20  # many rejected drafts
+    for (ids, lps), (ids3, lps3) in zip(got[0], got[3], strict=True):
+        assert ids == ids3
+        assert lps == pytest.approx(lps3, abs=1e-4)
