@@ -33,6 +33,13 @@ def main() -> None:
     ap.add_argument("--instances", type=int, default=8, help="Instances per step (B).")
     ap.add_argument("--generations", type=int, default=8, help="Episodes per instance (G).")
     ap.add_argument("--turn-tokens", type=int, default=256, help="Tokens per agent turn.")
+    ap.add_argument(
+        "--draft-tokens",
+        type=int,
+        default=0,
+        help="rollout.draft_tokens: prompt-lookup drafts verified per decode step (0: off). Random weights "
+        "rarely copy their context, so this measures the cost of a verified block more than its gain.",
+    )
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "gpu_rlvr.json"))
     ap.add_argument("--work", help="Folder for the model, tasks and run (default: a new temporary one).")
     args = ap.parse_args()
@@ -83,6 +90,7 @@ def main() -> None:
             "rollout.max_concurrent_sandboxes=8",
             f"rollout.max_batch={episodes}",
             "dynamic_sampling.max_rounds=1",
+            f"rollout.draft_tokens={args.draft_tokens}",
         ],
     )
     if cuda:
@@ -118,6 +126,9 @@ def main() -> None:
         "turns_per_episode_median": med("rollout/turns_per_episode"),
         "decode_rows_per_step_median": med("rollout/decode_rows_per_step"),
         "decode_ms_per_step_median": med("rollout/decode_ms_per_step"),
+        "draft_tokens": args.draft_tokens,
+        "decode_tokens_per_row_median": med("rollout/decode_tokens_per_row"),
+        "draft_acceptance_median": med("rollout/draft_acceptance"),
         "failed_episodes_total": sum(r.get("rollout/failed_episodes", 0) for r in steps),
         "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
     }
