@@ -2,7 +2,8 @@
 log-probs) out, one call for a whole batch of turns.
 
 - `HFBackend`: the transformers model in this process, our own continuously batched decode loop over
-  its KV cache (rows leave when done, newcomers join; shared prompt prefixes are prefilled once).
+  its KV cache (rows leave when done, newcomers join; shared prompt prefixes are prefilled once;
+  Llama-family models decode through `decode_step.LeanDecoder`; optional prompt-lookup drafts).
 - `VLLMColocateBackend`: the vLLM engine TRL keeps in this process (`vllm_mode: colocate`).
 - `VLLMServerBackend`: `trl vllm-serve`, one request per episode; the server batches them.
 """
