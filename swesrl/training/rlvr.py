@@ -373,6 +373,11 @@ def make_rlvr_trainer_class():
             adv = out["advantages"].tolist()
             pad_id = self._tokenizer.pad_token_id
             rows = [(s, a) for k, a in zip(keys, adv, strict=True) for s in turn_samples(episodes[k])]
+            # the loss normalises by the trained tokens of the whole batch, zero-advantage turns included
+            tokens = sum(sum(s.env_mask) for s, _ in rows)
+            n_turns = len(rows)
+            if self._zero_advantage_is_no_gradient():
+                rows = [(s, a) for s, a in rows if a != 0.0]
             # Every process must hold the same number of rows: TRL splits the batch into
             # steps_per_generation micro-batches and, in `_compute_loss`, all-gathers per-row tensors of
             # each micro-batch; episodes on different processes have different numbers of turns, and
@@ -422,11 +427,24 @@ def make_rlvr_trainer_class():
                     new["importance_sampling_ratio"] = self._is_ratio(
                         new["old_per_token_logps"], sampling, completion_mask
                     )
-            new["num_items_in_batch"] = self.accelerator.gather(completion_mask.sum()).sum()
-            # turn samples of all processes (no filler rows); rows each process trained on
-            self._metrics["train"]["rollout/turn_samples"].append(float(sum(counts)))
+            local = torch.tensor([tokens, n_turns], device=dev)
+            tokens_all, turns_all = self.accelerator.gather(local).view(-1, 2).sum(0).tolist()
+            new["num_items_in_batch"] = torch.tensor(float(tokens_all), device=dev)
+            # turn samples of all processes, those with a gradient (no filler rows), rows per process
+            self._metrics["train"]["rollout/turn_samples"].append(float(turns_all))
+            self._metrics["train"]["rollout/trained_turn_samples"].append(float(sum(counts)))
             self._metrics["train"]["rollout/turn_rows_per_process"].append(float(n_rows))
             return new
+
+        def _zero_advantage_is_no_gradient(self) -> bool:
+            """Whether a turn whose advantage is 0 adds exactly nothing to the gradient, so its forward and
+            backward can be skipped: no KL term (beta 0), no entropy mask over the batch, and a loss that
+            divides by the batch's token count (dapo, cispo) rather than by its rows or micro-batches.
+            Zero-advantage turns are every turn of a group whose G rewards were equal: the filler groups
+            of a step where dynamic sampling kept too few (all-failed groups are normal early in RLVR)."""
+            return (
+                self.beta == 0.0 and self.top_entropy_quantile >= 1.0 and self.loss_type in ("dapo", "cispo")
+            )
 
         def _is_ratio(self, old, sampling, mask):
             """TRL's vLLM importance-sampling correction, on the turn samples."""

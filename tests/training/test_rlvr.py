@@ -218,6 +218,9 @@ def test_rlvr_srl_context_turn_samples_several_updates_per_batch(suite, tmp_path
     rollout = [r for r in ms if "rollout/turn_samples" in r]
     assert rollout and all(r["rollout/turn_samples"] > r["rollout/episodes"] for r in rollout)
     assert any(r["dynamic_sampling/kept_prompts"] > 0 for r in ms)  # sampled episodes do differ
+    # turns of groups with equal rewards (advantage 0) are not trained; the kept groups' turns are
+    assert all(r["rollout/trained_turn_samples"] <= r["rollout/turn_samples"] for r in rollout)
+    assert any(r["rollout/trained_turn_samples"] > 0 for r in rollout)
     assert changed(out / "final")
 
 
@@ -329,6 +332,82 @@ def test_rlvr_under_accelerate_launch_on_two_processes(suite, tmp_path):
     assert m["rollout/episodes"] == 4  # 2 instances x 2 episodes, gathered over both processes
     # the srl context: each process trains the same number of rows, enough for the larger one's turns
     assert m["rollout/turn_samples"] > m["rollout/episodes"]
-    assert m["rollout/turn_rows_per_process"] * 2 >= m["rollout/turn_samples"]
+    # zero-advantage turns are not trained (exact with dapo, beta 0); the rest fit on 2 processes
+    assert m["rollout/trained_turn_samples"] <= m["rollout/turn_samples"]
+    assert m["rollout/turn_rows_per_process"] * 2 >= m["rollout/trained_turn_samples"]
     assert math.isfinite(m["loss"])
     assert (out / "final" / "model.safetensors").is_file()
+
+
+def loss_grads(loss_type: str, keep: list[int]) -> list[torch.Tensor]:
+    """Gradients of TRL's loss (the trainers' own) over rows `keep` of one batch whose rows 1 and 3
+    have advantage 0, normalised by the token count of the whole batch."""
+    from datasets import Dataset
+    from trl import GRPOConfig
+
+    from swesrl.training.srl import make_trainer_class
+
+    model, tok = load_policy(ModelConfig(path=str(TINY), dtype="float32"))
+    args = GRPOConfig(
+        output_dir="/tmp/swesrl-zero-adv",
+        per_device_train_batch_size=2,
+        num_generations=2,
+        max_completion_length=12,
+        loss_type=loss_type,
+        report_to="none",
+        use_cpu=True,
+        bf16=False,
+    )
+    trainer = make_trainer_class()(
+        model=model,
+        reward_funcs=[lambda completions, **kw: [0.0] * len(completions)],
+        args=args,
+        train_dataset=Dataset.from_list([{"prompt": [{"role": "user", "content": "hi"}]}] * 4),
+        processing_class=tok,
+    )
+    g = torch.Generator().manual_seed(0)
+    prompt = torch.randint(3, 1000, (5, 20), generator=g)
+    completion = torch.randint(3, 1000, (5, 12), generator=g)
+    completion_mask = torch.ones(5, 12, dtype=torch.long)
+    completion_mask[2, 7:] = 0
+    batch = {
+        "prompt_ids": prompt,
+        "prompt_mask": torch.ones_like(prompt),
+        "completion_ids": completion,
+        "completion_mask": completion_mask,
+        "advantages": torch.tensor([0.7, 0.0, -1.2, 0.0, 0.4]),
+        "num_items_in_batch": completion_mask.sum(),
+    }
+    part = {k: v[keep] if v.dim() else v for k, v in batch.items()}
+    model.zero_grad()
+    trainer.compute_loss(model, part).backward()
+    return [p.grad.clone() for p in model.parameters()]
+
+
+def test_skipping_zero_advantage_turns_leaves_the_dapo_gradient_as_it_is():
+    """RLVR drops turns with advantage 0 before the update when that is exact (beta 0, a loss divided
+    by the batch's token count): TRL's dapo loss on the other rows, divided by every row's tokens,
+    has the gradient of the whole batch; a loss averaged over rows (grpo) does not, and is not
+    skipped (`RLVRTrainer._zero_advantage_is_no_gradient`)."""
+    from types import SimpleNamespace
+
+    from swesrl.training.rlvr import make_rlvr_trainer_class
+
+    full, part = loss_grads("dapo", [0, 1, 2, 3, 4]), loss_grads("dapo", [0, 2, 4])
+    scale = max(g.abs().max().item() for g in full)
+    assert scale > 0
+    assert all(torch.allclose(a, b, atol=1e-6 * scale) for a, b in zip(full, part, strict=True))
+    grpo_full, grpo_part = loss_grads("grpo", [0, 1, 2, 3, 4]), loss_grads("grpo", [0, 2, 4])
+    assert not all(torch.allclose(a, b, atol=1e-3 * scale) for a, b in zip(grpo_full, grpo_part, strict=True))
+
+    exact = make_rlvr_trainer_class()._zero_advantage_is_no_gradient
+    base = dict(beta=0.0, top_entropy_quantile=1.0, loss_type="dapo")
+    assert exact(SimpleNamespace(**base))
+    assert exact(SimpleNamespace(**{**base, "loss_type": "cispo"}))
+    for change in (
+        {"beta": 0.04},
+        {"top_entropy_quantile": 0.2},
+        {"loss_type": "grpo"},
+        {"loss_type": "bnpo"},
+    ):
+        assert not exact(SimpleNamespace(**{**base, **change}))
