@@ -15,7 +15,9 @@ sampled (temperature 1), so one run's episodes/min varies with them: the speedup
 totals over all repeats, with the spread of the back-to-back pairs' ratios. The learning rate is 0 in
 both arms (the update's work is all done, the weights stay): every step samples from the same shipped
 policy, where a warm-up step's update would leave the arms with different policies (different update
-code) and so with different episode lengths. The machine's load average
+code) and so with different episode lengths. The new arm does not run turns whose advantage is 0 through
+the update (exact with its dapo loss and beta 0; the old loop trains them to a zero gradient): the
+result gives its turn samples and how many were trained. The machine's load average
 at the start and end is recorded: other work slows both arms.
 
     python bench/rlvr.py [--instances 2] [--generations 4] [--repeats 5] [--warmup 1] [--steps 1]
@@ -132,6 +134,9 @@ def arm_new(
             "step_s": m["step_time"],
             "rollout_s": m["rollout/seconds"],  # episodes + grading; the rest of the step is the update
             "generated_tokens": m["rollout/generated_tokens"],
+            # turn samples, and those with a gradient (zero-advantage turns are skipped when exact)
+            "turn_samples": m.get("rollout/turn_samples", 0),
+            "trained_turn_samples": m.get("rollout/trained_turn_samples", 0),
         }
         for m in rows
         if "step_time" in m
@@ -207,7 +212,9 @@ def main() -> None:
     def summary(rs: list[dict]) -> dict:
         # totals over every measured step of every run: episodes / time, tokens / time
         tot = {k: sum(r[k] for r in rs) for k in ("episodes", "step_s", "generated_tokens")}
+        turns = {k: sum(r.get(k, 0) for r in rs) for k in ("turn_samples", "trained_turn_samples")}
         return {
+            **(turns if turns["turn_samples"] else {}),  # the new arm's (the old loop trains every turn)
             "episodes_per_min": 60 * tot["episodes"] / tot["step_s"],
             "generated_tokens_per_s": tot["generated_tokens"] / tot["step_s"],
             "step_s": tot["step_s"] / (len(rs) * args.steps),

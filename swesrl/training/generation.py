@@ -177,8 +177,8 @@ class HFBackend:
                 if q > 1:  # the block's columns past each row's accepted drafts are holes from now on
                     cols = torch.arange(q, device=attn.device)
                     acc = torch.tensor(accepted, device=attn.device)
-                    last = torch.tensor([a if f else q - 1 for a, f in zip(accepted, fed, strict=True)])
-                    attn[:, -q:] *= cols[None, :] <= last[:, None].to(attn.device)  # newcomers: prompts
+                    upto = torch.tensor([a if f else q - 1 for a, f in zip(accepted, fed, strict=True)])
+                    attn[:, -q:] *= cols[None, :] <= upto[:, None].to(attn.device)  # newcomers: prompts
                     next_pos = next_pos + acc[:, None]
                 if len(keep) < len(rows):  # drop the finished rows from the batch and its cache
                     idx = torch.tensor(keep, dtype=torch.long, device=attn.device)
@@ -214,9 +214,8 @@ class HFBackend:
                     self.drafted += sum(map(len, drafts))
                     fed = [True] * len(rows)
                 new_prompts = admit(len(rows)) if admit else []
-                if (
-                    new_prompts
-                ):  # prefill the newcomers, then one batch: both caches left-padded to one length
+                # prefill the newcomers, then one batch: both caches left-padded to one length
+                if new_prompts:
                     first = len(prompts)
                     prompts += new_prompts
                     sampled += [[] for _ in new_prompts]

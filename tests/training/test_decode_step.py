@@ -105,25 +105,13 @@ def test_architectures_the_step_does_not_reproduce_decode_through_the_model(qwen
 
     assert lean_decoder(qwen2) is not None
     assert lean_decoder(GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=50))) is None
+    small = dict(vocab_size=50, hidden_size=32, intermediate_size=64, num_attention_heads=2)
     sliding = Qwen2Config(
-        vocab_size=50,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        use_sliding_window=True,
-        sliding_window=16,
-        max_window_layers=0,
+        **small, num_hidden_layers=2, use_sliding_window=True, sliding_window=16, max_window_layers=0
     )
     assert lean_decoder(Qwen2ForCausalLM(sliding)) is None
-    dynamic = Qwen2Config(
-        vocab_size=50,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        rope_parameters={"rope_type": "dynamic", "factor": 2.0, "rope_theta": 10000.0},
-    )
+    rope = {"rope_type": "dynamic", "factor": 2.0, "rope_theta": 10000.0}  # frequencies grow with length
+    dynamic = Qwen2Config(**small, num_hidden_layers=1, rope_parameters=rope)
     assert lean_decoder(Qwen2ForCausalLM(dynamic)) is None
     assert lean_decoder(None) is None
 
