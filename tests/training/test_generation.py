@@ -240,3 +240,14 @@ def test_rejected_drafts_leave_no_trace_in_the_cache():
     for (ids, lps), (ids3, lps3) in zip(got[0], got[3], strict=True):
         assert ids == ids3
         assert lps == pytest.approx(lps3, abs=1e-4)
+
+
+def test_the_sampler_draws_tokens_in_proportion_and_never_a_zero_one():
+    from swesrl.training.generation import sample_tokens
+
+    torch.manual_seed(0)
+    weights = torch.tensor([0.0, 3.0, 0.0, 1.0, 0.5, 0.0])  # unnormalised, as top-p leaves them
+    drawn = sample_tokens(weights.expand(60000, -1).contiguous())
+    freq = torch.bincount(drawn, minlength=6).float() / len(drawn)
+    assert torch.allclose(freq, weights / weights.sum(), atol=0.01), freq
+    assert freq[[0, 2, 5]].sum() == 0
