@@ -45,7 +45,7 @@ class HFBackend:
     ):
         self.model, self.tokenizer = model, tokenizer
         self.max_new_tokens, self.temperature, self.top_p = max_new_tokens, temperature, top_p
-        # Llama-family models decode through a step with a third of the forward's operator calls
+        # Llama-family models decode through a lean step without transformers' module machinery
         # (`decode_step.py`); others through the model itself
         self.lean = lean_decoder(model) if lean else None
         # drafted tokens verified per row per forward (`NgramDrafter`); 0: one token per forward. Not
@@ -287,16 +287,10 @@ class HFBackend:
             token = sample_tokens(probs)
         chosen = final.gather(-1, token[:, None])[:, 0]
         acc = accepted.tolist()
+        draft_lps = draft_lp.tolist() if q > 1 else None
         out = []
         for j, (t, lp) in enumerate(zip(token.tolist(), chosen.tolist(), strict=True)):
-            kept = (
-                [
-                    (d, float(x))
-                    for d, x in zip(drafts[j][: acc[j]], draft_lp[j, : acc[j]].tolist(), strict=True)
-                ]
-                if q > 1
-                else []
-            )
+            kept = list(zip(drafts[j][: acc[j]], draft_lps[j][: acc[j]], strict=True)) if acc[j] else []
             out.append([*kept, (t, lp)])
         return out, acc
 
@@ -485,7 +479,7 @@ def sample_tokens(probs):
 
 def top_p_probs(probs, top_p: float):
     """Nucleus filtering: the probabilities of the smallest set of tokens whose total reaches top_p,
-    0 elsewhere (not renormalised: `torch.multinomial` takes weights).
+    0 elsewhere (not renormalised: `sample_tokens` takes weights).
 
     >>> import torch
     >>> top_p_probs(torch.tensor([[0.2, 0.5, 0.3]]), 0.7).tolist()
